@@ -1,0 +1,158 @@
+"""Multi-head actor and critic for task sequences, as SB3 policy parts.
+
+The observation ends with a one-hot task id. The trunk sees only the state part; each task has
+its own output head, chosen by the one-hot (Continual World's multi-head setting; the CoRL 2021
+study's "shared trunk with a mean/log-std head and a critic per task"). Heads are stored as one
+linear layer with ``num_tasks`` x outputs, which is equivalent and batches over mixed tasks.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from gymnasium import spaces
+from stable_baselines3.common.policies import ContinuousCritic
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
+from stable_baselines3.sac.policies import LOG_STD_MAX, LOG_STD_MIN, Actor, SACPolicy
+from torch import nn
+
+ACTIVATIONS: dict[str, type[nn.Module]] = {
+    "relu": nn.ReLU,
+    "leaky_relu": nn.LeakyReLU,
+    "tanh": nn.Tanh,
+    "elu": nn.ELU,
+}
+
+
+class StateExtractor(BaseFeaturesExtractor):
+    """Drop the trailing one-hot: the trunk never sees which task it is on."""
+
+    def __init__(self, observation_space: spaces.Box, num_tasks: int) -> None:
+        super().__init__(observation_space, int(observation_space.shape[0]) - num_tasks)
+        self.num_tasks = num_tasks
+
+    def forward(self, observations: torch.Tensor) -> torch.Tensor:
+        return observations[..., : -self.num_tasks]
+
+
+def task_index(observations: torch.Tensor, num_tasks: int) -> torch.Tensor:
+    """The task index of each row, read from the trailing one-hot."""
+    return observations[..., -num_tasks:].argmax(dim=-1)
+
+
+def select_head(outputs: torch.Tensor, tasks: torch.Tensor, num_tasks: int) -> torch.Tensor:
+    """From (B, num_tasks * k) outputs, pick each row's task block: (B, k)."""
+    blocks = outputs.view(outputs.shape[0], num_tasks, -1)
+    return blocks[torch.arange(outputs.shape[0], device=outputs.device), tasks]
+
+
+def make_trunk(
+    in_dim: int, net_arch: list[int], activation: type[nn.Module], layer_norm: bool
+) -> nn.Sequential:
+    """MLP trunk; with ``layer_norm`` the first layer is followed by LayerNorm + tanh
+    (Continual World's actor and critic)."""
+    layers: list[nn.Module] = []
+    dim = in_dim
+    for i, width in enumerate(net_arch):
+        layers.append(nn.Linear(dim, width))
+        if i == 0 and layer_norm:
+            layers += [nn.LayerNorm(width), nn.Tanh()]
+        else:
+            layers.append(activation())
+        dim = width
+    return nn.Sequential(*layers)
+
+
+class MultiHeadActor(Actor):
+    """SB3's squashed-Gaussian actor with a shared trunk and per-task mean/log-std heads."""
+
+    def __init__(self, *args: Any, num_tasks: int = 1, layer_norm: bool = False, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.num_tasks, self.layer_norm = num_tasks, layer_norm
+        action_dim = int(self.action_space.shape[0])
+        self.latent_pi = make_trunk(self.features_dim, self.net_arch, self.activation_fn, layer_norm)
+        width = self.net_arch[-1] if self.net_arch else self.features_dim
+        self.mu = nn.Linear(width, num_tasks * action_dim)
+        self.log_std = nn.Linear(width, num_tasks * action_dim)
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        data = super()._get_constructor_parameters()
+        data.update(num_tasks=self.num_tasks, layer_norm=self.layer_norm)
+        return data
+
+    def get_action_dist_params(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, dict]:
+        tasks = task_index(obs, self.num_tasks)
+        latent = self.latent_pi(self.extract_features(obs, self.features_extractor))
+        mean = select_head(self.mu(latent), tasks, self.num_tasks)
+        log_std = select_head(self.log_std(latent), tasks, self.num_tasks)
+        return mean, torch.clamp(log_std, LOG_STD_MIN, LOG_STD_MAX), {}
+
+
+class MultiHeadCritic(ContinuousCritic):
+    """Twin Q networks, each a shared trunk over (state, action) with one output per task."""
+
+    def __init__(self, *args: Any, num_tasks: int = 1, layer_norm: bool = False, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.num_tasks = num_tasks
+        action_dim = int(self.action_space.shape[0])
+        net_arch: list[int] = kwargs["net_arch"]
+        activation = kwargs.get("activation_fn", nn.ReLU)
+        in_dim = kwargs["features_dim"] + action_dim
+        width = net_arch[-1] if net_arch else in_dim
+        self.q_networks = []
+        for idx in range(self.n_critics):
+            q_net = nn.Sequential(
+                make_trunk(in_dim, net_arch, activation, layer_norm),
+                nn.Linear(width, num_tasks),
+            )
+            self.add_module(f"qf{idx}", q_net)
+            self.q_networks.append(q_net)
+
+    def forward(self, obs: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        with torch.set_grad_enabled(not self.share_features_extractor):
+            features = self.extract_features(obs, self.features_extractor)
+        tasks = task_index(obs, self.num_tasks)
+        q_input = torch.cat([features, actions], dim=1)
+        return tuple(select_head(q(q_input), tasks, self.num_tasks) for q in self.q_networks)
+
+    def q1_forward(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        return self(obs, actions)[0]
+
+
+class MultiHeadSACPolicy(SACPolicy):
+    """SB3 SAC policy built from :class:`MultiHeadActor` and :class:`MultiHeadCritic`."""
+
+    def __init__(
+        self,
+        observation_space: spaces.Box,
+        action_space: spaces.Box,
+        lr_schedule: Any,
+        *args: Any,
+        num_tasks: int = 1,
+        layer_norm: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        self.num_tasks, self.layer_norm = num_tasks, layer_norm
+        kwargs.setdefault("features_extractor_class", StateExtractor)
+        kwargs.setdefault("features_extractor_kwargs", {"num_tasks": num_tasks})
+        super().__init__(observation_space, action_space, lr_schedule, *args, **kwargs)
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        data = super()._get_constructor_parameters()
+        data.update(num_tasks=self.num_tasks, layer_norm=self.layer_norm)
+        return data
+
+    def make_actor(self, features_extractor: BaseFeaturesExtractor | None = None) -> Actor:
+        kwargs = self._update_features_extractor(self.actor_kwargs, features_extractor)
+        return MultiHeadActor(**kwargs, num_tasks=self.num_tasks, layer_norm=self.layer_norm).to(
+            self.device
+        )
+
+    def make_critic(
+        self, features_extractor: BaseFeaturesExtractor | None = None
+    ) -> ContinuousCritic:
+        kwargs = self._update_features_extractor(self.critic_kwargs, features_extractor)
+        return MultiHeadCritic(
+            **kwargs, num_tasks=self.num_tasks, layer_norm=self.layer_norm
+        ).to(self.device)

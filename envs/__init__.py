@@ -1,0 +1,31 @@
+"""Environments of robotcl; importing this registers the gymnasium ids ``robotcl/...``."""
+
+from gymnasium.envs.registration import register, registry
+
+from .dclaw import DCLAW_VALVES
+
+DCLAW_MAX_EPISODE_STEPS = 40
+
+
+def dclaw_env_id(valve: str) -> str:
+    """Gymnasium id of the valve-turning task ``valve``, e.g. ``robotcl/DClawTurnT3-v0``."""
+    return f"robotcl/DClawTurn{valve}-v0"
+
+
+def register_envs() -> None:
+    """Register robotcl/DClawTurnT0-v0 .. T10-v0; ids already registered are left alone."""
+    for valve in DCLAW_VALVES:
+        env_id = dclaw_env_id(valve)
+        if env_id in registry:
+            continue
+        register(
+            id=env_id,
+            entry_point="robotcl.envs.dclaw.env:DClawTurnEnv",
+            kwargs={"valve": valve},
+            max_episode_steps=DCLAW_MAX_EPISODE_STEPS,
+        )
+
+
+register_envs()
+
+__all__ = ["DCLAW_MAX_EPISODE_STEPS", "DCLAW_VALVES", "dclaw_env_id", "register_envs"]

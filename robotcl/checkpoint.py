@@ -1,0 +1,75 @@
+"""Checkpoints at each task's end: learner, optimizers, strategy state, results, random states.
+
+A checkpoint is written into a temporary folder and renamed into place, so a run killed while
+writing one still has the previous checkpoint intact.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from robotcl.errors import UserInputError
+
+
+def _rng_state() -> dict[str, Any]:
+    return {
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+    }
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if state.get("cuda") is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_checkpoint(folder: Path, task: int, learner: Any, strategy: Any, results: dict) -> Path:
+    """Write the checkpoint after ``task`` finished; returns its folder."""
+    final = folder / f"task{task:03d}"
+    tmp = folder / f".task{task:03d}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    learner.save(tmp / "learner.zip")
+    if not getattr(learner, "reset_buffer", True):
+        learner.save_replay_buffer(tmp / "replay_buffer.pkl")
+    torch.save(
+        {"strategy": strategy.state_dict(), "rng": _rng_state(), "task": task},
+        tmp / "state.pt",
+    )
+    (tmp / "results.json").write_text(json.dumps(results))
+    shutil.rmtree(final, ignore_errors=True)
+    tmp.rename(final)
+    return final
+
+
+def latest_checkpoint(folder: Path) -> Path | None:
+    """The newest complete checkpoint folder, or None."""
+    done = sorted(p for p in folder.glob("task[0-9][0-9][0-9]") if (p / "state.pt").is_file())
+    return done[-1] if done else None
+
+
+def load_checkpoint(path: Path, learner_cls: Any, device: str, strategy: Any) -> tuple[Any, dict]:
+    """Restore the learner, the strategy state and the random states; return learner, results."""
+    try:
+        state = torch.load(path / "state.pt", weights_only=False)
+        learner = learner_cls.load(path / "learner.zip", device=device)
+        results = json.loads((path / "results.json").read_text())
+    except Exception as exc:  # corrupt or partial files
+        raise UserInputError(f"checkpoint '{path}'", f"cannot be read ({exc})") from None
+    if (path / "replay_buffer.pkl").is_file():
+        learner.load_replay_buffer(path / "replay_buffer.pkl")
+    strategy.load_state_dict(state["strategy"])
+    _set_rng_state(state["rng"])
+    return learner, results

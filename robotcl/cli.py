@@ -1,0 +1,136 @@
+"""The ``robotcl`` command: run, list, report, show."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from robotcl.errors import UserInputError
+
+EXAMPLES = """examples:
+  robotcl run                                   # the 'quick' preset
+  robotcl run corl-gap seed=1 device=cuda
+  robotcl run my.yaml agent.batch_size=256 eval.every_steps=5000
+  robotcl run --resume runs/quick/dclaw10-finetune-s0-20261127-101500
+  robotcl report runs/quick/*
+  robotcl show dclaw10 --out dclaw10.png
+"""
+
+
+def _config_help() -> str:
+    from robotcl.config import describe
+
+    rows = describe()
+    width = max(len(k) for k, _, _ in rows)
+    lines = [f"  {k.ljust(width)}  {d}  (default {v})" for k, v, d in rows]
+    return "config keys (set as key=value):\n" + "\n".join(lines)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="robotcl",
+        description="Lifelong reinforcement learning for robot manipulation.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser(
+        "run",
+        help="run a preset or a YAML config through its suite",
+        description="Run PRESET (default: quick) or config.yaml, with key=value overrides.",
+        epilog=_config_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        add_help=True,
+    )
+    run.add_argument("items", nargs="*", metavar="PRESET|config.yaml|key=value")
+    run.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last task")
+    sub.add_parser("list", help="suites, tasks, strategies, agents and presets")
+    rep = sub.add_parser("report", help="metrics table of one or more runs")
+    rep.add_argument("runs", nargs="+", metavar="RUN_DIR")
+    show = sub.add_parser("show", help="write a PNG contact sheet of a suite's tasks")
+    show.add_argument("suite")
+    show.add_argument("--order", default="a")
+    show.add_argument("--out", default=None, help="PNG path (default: SUITE.png)")
+    return parser
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from robotcl.config import load_config
+
+    if args.resume:
+        if args.items:
+            raise UserInputError("run --resume", "takes no preset or overrides", "only RUN_DIR")
+        from robotcl.experiment import resume
+
+        run_dir, results = resume(args.resume)
+    else:
+        source = None
+        overrides = list(args.items)
+        if overrides and "=" not in overrides[0]:
+            source = overrides.pop(0)
+        config = load_config(source, overrides)
+        from robotcl.experiment import run
+
+        run_dir, results = run(config)
+    from robotcl.report import report
+
+    print(f"run directory: {run_dir.path}")
+    print(report([str(run_dir.path)]))
+    print(f"tensorboard --logdir {run_dir.tb}")
+    return 0
+
+
+def _cmd_list(_: argparse.Namespace) -> int:
+    import robotcl.agents  # noqa: F401
+    import robotcl.strategies  # noqa: F401
+    from robotcl.config import preset_names
+    from robotcl.envs.suites import make_suite
+    from robotcl.registry import AGENTS, STRATEGIES, SUITES
+
+    print("suites:")
+    for name in SUITES:
+        suite = make_suite(name)
+        print(f"  {name}: {len(suite)} tasks: {' '.join(suite.task_names)}")
+        print(f"    gymnasium ids: {suite.tasks[0].env_id} ...")
+    print("strategies: " + ", ".join(STRATEGIES))
+    print("agents: " + ", ".join(AGENTS))
+    print("presets: " + ", ".join(preset_names()))
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from robotcl.report import report
+
+    print(report(args.runs))
+    return 0
+
+
+def _cmd_show(args: argparse.Namespace) -> int:
+    os.environ.setdefault("MUJOCO_GL", "egl")
+    from robotcl.envs.render import suite_contact_sheet
+    from robotcl.envs.suites import make_suite
+
+    suite = make_suite(args.suite, args.order)
+    out = args.out or f"{suite.name}.png"
+    print(suite_contact_sheet(suite, out))
+    return 0
+
+
+COMMANDS = {"run": _cmd_run, "list": _cmd_list, "report": _cmd_report, "show": _cmd_show}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except UserInputError as exc:
+        print(f"robotcl: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("robotcl: interrupted; continue with: robotcl run --resume RUN_DIR", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,257 @@
+"""Experiment configuration: YAML presets + ``key=value`` overrides, validated by pydantic.
+
+Every key has a documented default (``robotcl run PRESET --help`` lists them). A strategy's
+settings live under its own name (``ewc.coef=...``) and are validated by that strategy.
+"""
+
+from __future__ import annotations
+
+import re
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from robotcl.errors import UserInputError
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class AgentConfig(_Strict):
+    """ContinualSAC settings. Defaults: Continual World's SAC (Wolczyk et al. 2021)."""
+
+    name: str = Field("sac", description="learner: a registered agent name")
+    learning_rate: PositiveFloat = Field(1e-3, description="Adam learning rate")
+    buffer_size: PositiveInt = Field(1_000_000, description="replay buffer capacity")
+    batch_size: PositiveInt = Field(128, description="minibatch size")
+    tau: float = Field(0.005, gt=0, le=1, description="target network polyak rate")
+    gamma: float = Field(0.99, ge=0, le=1, description="discount")
+    ent_coef: Literal["auto"] | PositiveFloat = Field(
+        "auto", description="entropy coefficient, or 'auto' for a tuned log-alpha per task"
+    )
+    train_freq: PositiveInt = Field(50, description="env steps between update rounds")
+    gradient_steps: PositiveInt = Field(50, description="gradient steps per update round")
+    random_steps: NonNegativeInt = Field(10_000, description="random actions at each task start")
+    update_after: NonNegativeInt = Field(1_000, description="steps into a task before updates")
+    net_arch: list[PositiveInt] = Field([256, 256, 256, 256], description="hidden widths")
+    activation: Literal["relu", "leaky_relu", "tanh", "elu"] = Field(
+        "leaky_relu", description="hidden activation"
+    )
+    layer_norm: bool = Field(True, description="LayerNorm + tanh after the first layer")
+    reset_buffer: bool = Field(True, description="empty the replay buffer at each task start")
+    reset_optimizer: bool = Field(True, description="fresh optimizer state at each task start")
+    log_every_updates: PositiveInt = Field(200, description="training-loss logging interval")
+
+
+class EvalConfig(_Strict):
+    """Evaluation of every task of the suite. Defaults: Continual World (10 stochastic)."""
+
+    every_steps: PositiveInt = Field(20_000, description="env steps between evaluations")
+    episodes: NonNegativeInt = Field(10, description="stochastic episodes per task")
+    deterministic_episodes: NonNegativeInt = Field(
+        1, description="deterministic episodes per task"
+    )
+    metric: Literal["stochastic", "deterministic"] = Field(
+        "stochastic", description="which episodes build R and the metrics"
+    )
+
+    @model_validator(mode="after")
+    def _metric_has_episodes(self) -> EvalConfig:
+        count = self.episodes if self.metric == "stochastic" else self.deterministic_episodes
+        if count == 0:
+            raise ValueError(f"eval.metric={self.metric} needs at least one such episode")
+        return self
+
+
+class ExperimentConfig(_Strict):
+    """One run: a learner and a strategy through a suite, with one seed."""
+
+    model_config = ConfigDict(extra="allow", validate_assignment=True)
+
+    name: str = Field("custom", description="preset name; the run directory groups by it")
+    suite: str = Field("dclaw10", description="a registered suite")
+    order: str = Field("a", description="task order of the suite")
+    tasks: list[str] | None = Field(
+        None, description="train only these tasks of the suite, in this order (e.g. [T3,T7])"
+    )
+    num_tasks: PositiveInt | None = Field(None, description="train only the first N tasks")
+    steps_per_task: PositiveInt = Field(1_000_000, description="env steps per task")
+    seed: NonNegativeInt = Field(0, description="random seed")
+    device: str = Field("auto", description="auto (CUDA when present), cpu, cuda or cuda:N")
+    strategy: list[str] = Field(["finetune"], description="strategy name, or a list to compose")
+    agent: AgentConfig = Field(default_factory=AgentConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+    runs_dir: str = Field("runs", description="root of run directories")
+    run_dir: str | None = Field(None, description="exact run directory (default: generated)")
+    overwrite: bool = Field(False, description="allow writing into an existing run directory")
+    reference: str | None = Field(
+        None, description="results.json of single-task reference runs, for AUC forward transfer"
+    )
+    torch_threads: PositiveInt | None = Field(None, description="torch CPU threads")
+    progress: bool = Field(True, description="show a progress bar")
+
+    @field_validator("strategy", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, value: str) -> str:
+        if not re.fullmatch(r"auto|cpu|cuda(:\d+)?|mps", value):
+            raise ValueError("must be auto, cpu, cuda, cuda:N or mps")
+        return value
+
+    @model_validator(mode="after")
+    def _whole_update_rounds(self) -> ExperimentConfig:
+        if self.steps_per_task % self.agent.train_freq:
+            raise ValueError(
+                f"steps_per_task={self.steps_per_task} must be a multiple of "
+                f"agent.train_freq={self.agent.train_freq}"
+            )
+        return self
+
+    def strategy_settings(self, name: str) -> dict[str, Any]:
+        """The settings given under a strategy's name (validated by :func:`validate_config`)."""
+        return dict((self.model_extra or {}).get(name) or {})
+
+
+PRESET_PACKAGE = "robotcl.configs"
+
+
+def preset_names() -> list[str]:
+    """The presets shipped in configs/."""
+    files = resources.files(PRESET_PACKAGE).iterdir()
+    return sorted(f.name[:-5] for f in files if f.name.endswith(".yaml"))
+
+
+def _read_yaml(text: str, where: str) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise UserInputError(where, f"not valid YAML ({str(exc).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise UserInputError(where, "must be a mapping of config keys")
+    return data
+
+
+def load_source(source: str | None) -> dict[str, Any]:
+    """Raw config of a preset name or a YAML file path (``None``: the ``quick`` preset)."""
+    source = source or "quick"
+    if source.endswith((".yaml", ".yml")) or "/" in source:
+        path = Path(source)
+        if not path.is_file():
+            raise UserInputError(f"config file '{source}'", "not found")
+        data = _read_yaml(path.read_text(), f"config file '{source}'")
+        data.setdefault("name", path.stem)
+        return data
+    if source not in preset_names():
+        raise UserInputError(
+            f"preset '{source}'", "unknown preset", f"known: {', '.join(preset_names())}"
+        )
+    text = resources.files(PRESET_PACKAGE).joinpath(f"{source}.yaml").read_text()
+    data = _read_yaml(text, f"preset '{source}'")
+    data.setdefault("name", source)
+    return data
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``a.b=value`` overrides (values parsed as YAML: numbers, lists, booleans)."""
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key or not re.fullmatch(r"[A-Za-z_][\w.]*", key):
+            raise UserInputError(f"override '{item}'", "expected key=value", "e.g. seed=3")
+        try:
+            value = yaml.safe_load(raw) if raw else ""
+        except yaml.YAMLError:
+            value = raw
+        node = data
+        parts = key.split(".")
+        for part in parts[:-1]:
+            child = node.get(part)
+            if not isinstance(child, dict):
+                child = node[part] = {}
+            node = child
+        node[parts[-1]] = value
+    return data
+
+
+def _fields_of(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    for part in loc[:-1]:
+        field = model.model_fields.get(str(part))
+        annotation = getattr(field, "annotation", None)
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return []
+        model = annotation
+    return sorted(model.model_fields)
+
+
+def _format_error(exc: ValidationError, model: type[BaseModel], prefix: str = "") -> UserInputError:
+    err = exc.errors()[0]
+    loc = tuple(p for p in err["loc"] if not isinstance(p, int) or p is not err["loc"][-1])
+    key = prefix + ".".join(str(p) for p in err["loc"])
+    if err["type"] == "extra_forbidden":
+        return UserInputError(
+            f"config key '{key}'", "unknown key", f"allowed: {', '.join(_fields_of(model, loc))}"
+        )
+    got = err.get("input")
+    detail = err["msg"].removeprefix("Value error, ")
+    if not isinstance(got, dict):
+        detail += f" (got {got!r})"
+    return UserInputError(f"config key '{key or 'config'}'", detail)
+
+
+def validate_config(data: dict[str, Any]) -> ExperimentConfig:
+    """Validate a raw config, including each strategy's own settings block."""
+    from robotcl.registry import STRATEGIES  # late: strategies import torch
+    import robotcl.strategies  # noqa: F401  (registers the built-in strategies)
+
+    try:
+        config = ExperimentConfig.model_validate(data)
+    except ValidationError as exc:
+        raise _format_error(exc, ExperimentConfig) from None
+    for name in config.strategy:
+        STRATEGIES.get(name)
+    for key, value in (config.model_extra or {}).items():
+        if key not in STRATEGIES:
+            allowed = sorted([*ExperimentConfig.model_fields, *STRATEGIES])
+            raise UserInputError(f"config key '{key}'", "unknown key", f"allowed: {', '.join(allowed)}")
+        settings_cls = STRATEGIES.get(key).Settings
+        try:
+            settings = settings_cls.model_validate(value or {})
+        except ValidationError as exc:
+            raise _format_error(exc, settings_cls, prefix=f"{key}.") from None
+        config.model_extra[key] = settings.model_dump()
+    return config
+
+
+def load_config(source: str | None = None, overrides: list[str] | None = None) -> ExperimentConfig:
+    """Preset or YAML file, plus overrides, validated."""
+    return validate_config(apply_overrides(load_source(source), overrides or []))
+
+
+def describe(model: type[BaseModel] = ExperimentConfig, prefix: str = "") -> list[tuple[str, str, str]]:
+    """(key, default, description) for every config key, nested keys dotted."""
+    rows: list[tuple[str, str, str]] = []
+    for name, field in model.model_fields.items():
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            rows += describe(annotation, f"{prefix}{name}.")
+            continue
+        default = field.get_default(call_default_factory=True)
+        rows.append((prefix + name, repr(default), field.description or ""))
+    return rows

@@ -1,0 +1,73 @@
+"""Name -> class registries for the pluggable parts (suites, learners, strategies).
+
+Third-party code registers either with the decorator (``@register_strategy("mine")``) or through
+the Python entry-point groups ``robotcl.strategies`` and ``robotcl.agents``, loaded on first use.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from importlib.metadata import entry_points
+from typing import Generic, TypeVar
+
+from robotcl.errors import UserInputError
+
+T = TypeVar("T")
+
+
+class Registry(Generic[T]):
+    """A named collection of classes or factories, with an optional entry-point group."""
+
+    def __init__(self, kind: str, entry_point_group: str | None = None) -> None:
+        self.kind = kind
+        self.entry_point_group = entry_point_group
+        self._items: dict[str, T] = {}
+        self._entry_points_loaded = entry_point_group is None
+
+    def register(self, name: str, item: T | None = None) -> Callable[[T], T] | T:
+        """Register ``item`` under ``name``; without ``item``, return a decorator."""
+
+        def add(obj: T) -> T:
+            self._items[name] = obj
+            return obj
+
+        return add if item is None else add(item)
+
+    def _load_entry_points(self) -> None:
+        if self._entry_points_loaded:
+            return
+        self._entry_points_loaded = True
+        for ep in entry_points(group=self.entry_point_group):
+            self._items.setdefault(ep.name, ep.load())
+
+    def get(self, name: str) -> T:
+        """Return the item called ``name``, or raise a one-line error listing what exists."""
+        self._load_entry_points()
+        if name not in self._items:
+            raise UserInputError(
+                f"{self.kind} '{name}'", "unknown name", f"known: {', '.join(sorted(self))}"
+            )
+        return self._items[name]
+
+    def __contains__(self, name: object) -> bool:
+        self._load_entry_points()
+        return name in self._items
+
+    def __iter__(self) -> Iterator[str]:
+        self._load_entry_points()
+        return iter(sorted(self._items))
+
+
+STRATEGIES: Registry = Registry("strategy", "robotcl.strategies")
+AGENTS: Registry = Registry("agent", "robotcl.agents")
+SUITES: Registry = Registry("suite")
+
+
+def register_strategy(name: str):
+    """Decorator: make a :class:`~robotcl.strategies.base.Strategy` subclass usable by name."""
+    return STRATEGIES.register(name)
+
+
+def register_agent(name: str):
+    """Decorator: make a learner class usable by name (``agent.name=...``)."""
+    return AGENTS.register(name)

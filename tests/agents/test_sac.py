@@ -1,0 +1,125 @@
+"""ContinualSAC: multi-head networks, per-task alpha, task switches, warm-up, save/load."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from robotcl.agents.networks import task_index
+from robotcl.agents.sac import ContinualSAC
+from robotcl.envs.suites import make_suite
+
+
+@pytest.fixture
+def suite():
+    return make_suite("dclaw10", num_tasks=3)
+
+
+def make_agent(suite, **kwargs):
+    settings = dict(
+        net_arch=[32, 32],
+        batch_size=16,
+        buffer_size=500,
+        random_steps=20,
+        update_after=20,
+        train_freq=1,
+        gradient_steps=1,
+        seed=0,
+        device="cpu",
+    )
+    settings.update(kwargs)
+    return ContinualSAC(
+        env=ContinualSAC.wrap_env(suite.make_env(0)), num_tasks=len(suite), **settings
+    )
+
+
+def observations(suite, n=8):
+    rng = np.random.default_rng(0)
+    obs = rng.normal(size=(n, 21)).astype(np.float32)
+    one_hots = np.eye(len(suite), dtype=np.float32)
+    return {k: np.concatenate([obs, np.repeat(one_hots[k : k + 1], n, 0)], 1) for k in range(3)}
+
+
+def test_trunk_does_not_see_the_task_id(suite):
+    agent = make_agent(suite)
+    obs = observations(suite)
+    latents = [
+        agent.actor.latent_pi(agent.actor.extract_features(torch.as_tensor(o), agent.actor.features_extractor))
+        for o in obs.values()
+    ]
+    assert torch.equal(latents[0], latents[1])
+    a0, a1 = agent.act(obs[0], True), agent.act(obs[1], True)
+    assert not np.allclose(a0, a1)  # different heads give different actions
+
+
+def test_changing_one_head_leaves_other_tasks_alone(suite):
+    agent = make_agent(suite)
+    obs = observations(suite)
+    before = {k: agent.act(o, True) for k, o in obs.items()}
+    action_dim = 9
+    with torch.no_grad():  # perturb only task 1's block of the mean head
+        agent.actor.mu.weight[action_dim : 2 * action_dim] += 1.0
+    after = {k: agent.act(o, True) for k, o in obs.items()}
+    assert np.array_equal(before[0], after[0]) and np.array_equal(before[2], after[2])
+    assert not np.allclose(before[1], after[1])
+    q = agent.critic(torch.as_tensor(obs[0]), torch.zeros(8, 9))[0]
+    assert q.shape == (8, 1)
+    assert torch.equal(task_index(torch.as_tensor(obs[2]), 3), torch.full((8,), 2))
+
+
+def test_updates_start_after_update_after_and_alpha_is_per_task(suite):
+    agent = make_agent(suite)
+    agent.start_task(0, suite.make_env(0), seed=0)
+    alpha_before = agent.log_ent_coef.detach().clone()
+    agent.learn_task(60)
+    # one update per step once update_after (20) steps are in the buffer: steps 20..60
+    assert agent._n_updates == 60 - 20 + 1
+    changed = agent.log_ent_coef.detach() != alpha_before
+    assert changed.tolist() == [True, False, False]
+
+
+def test_task_switch_resets_buffer_and_optimizer(suite):
+    agent = make_agent(suite)
+    agent.start_task(0, suite.make_env(0), seed=0)
+    agent.learn_task(40)
+    assert agent.replay_buffer.size() == 40 and agent.actor.optimizer.state
+    agent.start_task(1, suite.make_env(1), seed=1)
+    assert agent.replay_buffer.size() == 0 and not agent.actor.optimizer.state
+    assert agent.task_steps == 0 and agent.current_task == 1
+
+    keep = make_agent(suite, reset_buffer=False, reset_optimizer=False)
+    keep.start_task(0, suite.make_env(0), seed=0)
+    keep.learn_task(40)
+    keep.start_task(1, suite.make_env(1), seed=1)
+    assert keep.replay_buffer.size() == 40 and keep.actor.optimizer.state
+
+
+def test_random_warm_up_ignores_the_policy(suite):
+    agent = make_agent(suite, random_steps=30)
+    agent.start_task(0, suite.make_env(0), seed=0)
+    agent._last_obs = agent.env.reset()
+    with torch.no_grad():  # a policy that always outputs ~+1
+        agent.actor.mu.bias.fill_(20.0)
+        agent.actor.log_std.bias.fill_(-20.0)
+    random_action, _ = agent._sample_action(0)
+    agent.num_timesteps += 30  # past the warm-up
+    policy_action, _ = agent._sample_action(0)
+    assert np.all(policy_action > 0.99)
+    assert np.any(random_action < 0.5)
+
+
+def test_saved_agent_reloads_and_acts_identically(suite, tmp_path):
+    agent = make_agent(suite)
+    agent.start_task(0, suite.make_env(0), seed=0)
+    agent.learn_task(50)
+    obs = np.concatenate(list(observations(suite).values()))
+    agent.save(tmp_path / "agent.zip")
+    loaded = ContinualSAC.load(tmp_path / "agent.zip", device="cpu")
+    assert np.array_equal(agent.act(obs, True), loaded.act(obs, True))
+    torch.manual_seed(5)
+    stochastic = agent.act(obs, False)
+    torch.manual_seed(5)
+    assert np.array_equal(stochastic, loaded.act(obs, False))
+    assert torch.equal(agent.log_ent_coef, loaded.log_ent_coef)
+    assert loaded.num_tasks == 3 and loaded._n_updates == agent._n_updates
