@@ -306,3 +306,4 @@ class ContinualSAC(SAC):
         alpha = self._alpha(torch.tensor([self.current_task], device=self.device))
         self.logger.record(f"train/alpha/{name}", float(alpha.reshape(-1)[0]))
         self.logger.record("train/n_updates", self._n_updates)
+        self.logger.dump(self.num_timesteps)

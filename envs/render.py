@@ -12,9 +12,7 @@ import gymnasium as gym
 import numpy as np
 
 
-def contact_sheet(
-    frames: list[np.ndarray], titles: list[str], path: str, columns: int = 5
-) -> str:
+def contact_sheet(frames: list[np.ndarray], titles: list[str], path: str, columns: int = 5) -> str:
     """Write ``frames`` in a grid with ``titles`` under each image (no axes) to PNG ``path``."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure

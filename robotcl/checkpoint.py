@@ -18,8 +18,9 @@ import torch
 from robotcl.errors import UserInputError
 
 
-def _rng_state() -> dict[str, Any]:
+def _rng_state(learner: Any) -> dict[str, Any]:
     return {
+        "action_space": learner.action_space.np_random.bit_generator.state,
         "python": random.getstate(),
         "numpy": np.random.get_state(),
         "torch": torch.get_rng_state(),
@@ -27,7 +28,9 @@ def _rng_state() -> dict[str, Any]:
     }
 
 
-def _set_rng_state(state: dict[str, Any]) -> None:
+def _set_rng_state(state: dict[str, Any], learner: Any) -> None:
+    # SB3's load reseeds the action space (used for random warm-up actions): restore it too.
+    learner.action_space.np_random.bit_generator.state = state["action_space"]
     random.setstate(state["python"])
     np.random.set_state(state["numpy"])
     torch.set_rng_state(state["torch"])
@@ -45,7 +48,7 @@ def save_checkpoint(folder: Path, task: int, learner: Any, strategy: Any, result
     if not getattr(learner, "reset_buffer", True):
         learner.save_replay_buffer(tmp / "replay_buffer.pkl")
     torch.save(
-        {"strategy": strategy.state_dict(), "rng": _rng_state(), "task": task},
+        {"strategy": strategy.state_dict(), "rng": _rng_state(learner), "task": task},
         tmp / "state.pt",
     )
     (tmp / "results.json").write_text(json.dumps(results))
@@ -71,5 +74,5 @@ def load_checkpoint(path: Path, learner_cls: Any, device: str, strategy: Any) ->
     if (path / "replay_buffer.pkl").is_file():
         learner.load_replay_buffer(path / "replay_buffer.pkl")
     strategy.load_state_dict(state["strategy"])
-    _set_rng_state(state["rng"])
+    _set_rng_state(state["rng"], learner)
     return learner, results

@@ -20,6 +20,7 @@ TINY = [
     "agent.update_after=50",
     "agent.train_freq=1",
     "agent.gradient_steps=1",
+    "agent.log_every_updates=10",
     "eval.every_steps=50",
     "eval.episodes=2",
     "eval.deterministic_episodes=1",

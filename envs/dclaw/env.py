@@ -37,8 +37,9 @@ def compute_reward(qpos: np.ndarray, qvel: np.ndarray, error: float) -> float:
     -5 d - ||q - reset pose|| - ||velocities with |v| >= 0.5|| + 10 [d < 0.25] + 50 [d < 0.1].
     """
     d = abs(error)
+    dq = qpos - RESET_POSE
     fast = qvel[np.abs(qvel) >= VEL_PENALTY_MIN]
-    reward = -5.0 * d - float(np.linalg.norm(qpos - RESET_POSE)) - float(np.linalg.norm(fast))
+    reward = -5.0 * d - math.sqrt(float(dq @ dq)) - math.sqrt(float(fast @ fast))
     if d < 0.25:
         reward += 10.0
     if d < SUCCESS_THRESHOLD:
@@ -87,6 +88,10 @@ class DClawTurnEnv(gym.Env):
         self._target = np.zeros(N_JOINTS)
         self._lo = np.zeros(N_JOINTS)
         self._hi = np.zeros(N_JOINTS)
+        # Views into MjData (its buffers live as long as self.data).
+        self._qpos = self.data.qpos[:N_JOINTS]
+        self._qvel = self.data.qvel[:N_JOINTS]
+        self._ctrl = self.data.ctrl
 
     def _check_layout(self) -> None:
         """The claw joints must be qpos/qvel 0..8 and the valve hinge 9, so slices can be used."""
@@ -113,18 +118,16 @@ class DClawTurnEnv(gym.Env):
         return obs, self._info(error)
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
-        d = self.data
-        q = d.qpos[:N_JOINTS]
         target = self._target
         np.clip(action, -1.0, 1.0, out=target)
         target *= HALF_RANGE
-        np.subtract(q, MAX_TARGET_DELTA, out=self._lo)
-        np.add(q, MAX_TARGET_DELTA, out=self._hi)
+        np.subtract(self._qpos, MAX_TARGET_DELTA, out=self._lo)
+        np.add(self._qpos, MAX_TARGET_DELTA, out=self._hi)
         np.clip(target, self._lo, self._hi, out=target)
-        d.ctrl[:] = target
-        mujoco.mj_step(self.model, d, nstep=FRAME_SKIP)
+        self._ctrl[:] = target
+        mujoco.mj_step(self.model, self.data, nstep=FRAME_SKIP)
         obs, error = self._observe()
-        reward = compute_reward(d.qpos[:N_JOINTS], d.qvel[:N_JOINTS], error)
+        reward = compute_reward(self._qpos, self._qvel, error)
         return obs, reward, False, False, self._info(error)
 
     def render(self) -> np.ndarray:
@@ -150,12 +153,11 @@ class DClawTurnEnv(gym.Env):
         return float(self.data.qpos[N_JOINTS])
 
     def _observe(self) -> tuple[np.ndarray, float]:
-        d = self.data
-        angle = float(d.qpos[N_JOINTS])
+        angle = float(self.data.qpos[N_JOINTS])
         error = wrap_angle(GOAL_ANGLE - angle)
         obs = np.empty(2 * N_JOINTS + 3, np.float32)
-        obs[:N_JOINTS] = d.qpos[:N_JOINTS]
-        obs[N_JOINTS : 2 * N_JOINTS] = d.qvel[:N_JOINTS]
+        obs[:N_JOINTS] = self._qpos
+        obs[N_JOINTS : 2 * N_JOINTS] = self._qvel
         obs[18] = math.cos(angle)
         obs[19] = math.sin(angle)
         obs[20] = error

@@ -64,7 +64,10 @@ def _prism(
 def _ring(n: int, radius: float, phase: float = 0.0) -> list[tuple[float, float]]:
     """Vertices of a regular n-gon, counter-clockwise, first vertex at angle ``phase``."""
     return [
-        (radius * math.cos(phase + 2 * math.pi * k / n), radius * math.sin(phase + 2 * math.pi * k / n))
+        (
+            radius * math.cos(phase + 2 * math.pi * k / n),
+            radius * math.sin(phase + 2 * math.pi * k / n),
+        )
         for k in range(n)
     ]
 
@@ -102,7 +105,9 @@ def _capsules(segments: Sequence[tuple[float, float, float, float]], radius: flo
     def build(spec: mujoco.MjSpec, body: mujoco.MjsBody, shape: ValveShape) -> None:
         zc = shape.top_z - radius - shape.hinge_z
         for k, (x0, y0, x1, y1) in enumerate(segments):
-            geom = body.add_geom(name=f"valve_{shape.name}_c{k}", type=mujoco.mjtGeom.mjGEOM_CAPSULE)
+            geom = body.add_geom(
+                name=f"valve_{shape.name}_c{k}", type=mujoco.mjtGeom.mjGEOM_CAPSULE
+            )
             geom.fromto = [x0, y0, zc, x1, y1, zc]
             geom.size = [radius, 0.0, 0.0]
             _style(geom)
@@ -148,7 +153,14 @@ def _paddle(disc_diameter: float, bar_width: float, total_length: float):
         disc.size = [r, (z1 - z0) / 2, 0.0]
         _style(disc)
         w = bar_width / 2
-        _prism(spec, body, f"valve_{shape.name}_bar", [(xc, -w), (half, -w), (half, w), (xc, w)], z0, z1)
+        _prism(
+            spec,
+            body,
+            f"valve_{shape.name}_bar",
+            [(xc, -w), (half, -w), (half, w), (xc, w)],
+            z0,
+            z1,
+        )
 
     return build
 
