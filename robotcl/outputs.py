@@ -54,23 +54,31 @@ class RunDirectory:
 
     @classmethod
     def create(cls, config: Any) -> RunDirectory:
-        """Make a new run directory for ``config`` (refuses a non-empty one without overwrite)."""
+        """Make a new run directory for ``config`` (refuses a non-empty one without overwrite).
+
+        Generated names are claimed with an atomic mkdir, so runs started in the same second
+        (a grid, two shells) never share a directory.
+        """
         if config.run_dir:
             path = Path(config.run_dir)
-        else:
-            strategy = "+".join(config.strategy)
-            stamp = time.strftime("%Y%m%d-%H%M%S")
-            path = Path(config.runs_dir) / config.name / f"{config.suite}-{strategy}-s{config.seed}-{stamp}"
-            n = 1
-            while path.exists():
-                n += 1
-                path = path.with_name(f"{path.name.split('~')[0]}~{n}")
-        if path.exists() and any(path.iterdir()) and not config.overwrite:
-            raise UserInputError(
-                f"run_dir '{path}'", "already exists and is not empty", "pass overwrite=true"
-            )
-        path.mkdir(parents=True, exist_ok=True)
-        return cls(path)
+            if path.exists() and any(path.iterdir()) and not config.overwrite:
+                raise UserInputError(
+                    f"run_dir '{path}'", "already exists and is not empty", "pass overwrite=true"
+                )
+            path.mkdir(parents=True, exist_ok=True)
+            return cls(path)
+        strategy = "+".join(config.strategy)
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        base = Path(config.runs_dir) / config.name / f"{config.suite}-{strategy}-s{config.seed}-{stamp}"
+        base.parent.mkdir(parents=True, exist_ok=True)
+        for n in range(1, 10_000):
+            path = base if n == 1 else base.with_name(f"{base.name}~{n}")
+            try:
+                path.mkdir()
+            except FileExistsError:
+                continue
+            return cls(path)
+        raise RuntimeError(f"no free run directory name under {base.parent}")
 
     @property
     def config_file(self) -> Path:

@@ -56,13 +56,16 @@ def _lookat_quat(pos: np.ndarray, target: np.ndarray) -> list[float]:
     return quat.tolist()
 
 
-def _collider(geom: mujoco.MjsGeom, friction: tuple[float, float, float], rgba) -> None:
+def _collider(
+    geom: mujoco.MjsGeom, friction: tuple[float, float, float], rgba: tuple[float, ...]
+) -> None:
     geom.condim = 4
     geom.friction = list(friction)
     geom.rgba = list(rgba)
 
 
-def _visual(geom: mujoco.MjsGeom, rgba) -> None:
+def _visual(geom: mujoco.MjsGeom, rgba: tuple[float, ...]) -> None:
+    """Looks only: no contacts, no mass."""
     geom.contype = 0
     geom.conaffinity = 0
     geom.density = 0.0
@@ -88,7 +91,9 @@ def _hinge(body: mujoco.MjsBody, name: str, axis: list[float], half_range: float
     joint.armature = JOINT_ARMATURE
 
 
-def _link_box(body: mujoco.MjsBody, name: str, zc: float, half: tuple, mass: float) -> None:
+def _link_box(
+    body: mujoco.MjsBody, name: str, zc: float, half: tuple[float, float, float], mass: float
+) -> None:
     geom = body.add_geom(name=name, type=mujoco.mjtGeom.mjGEOM_BOX, pos=[0.0, 0.0, zc])
     geom.size = list(half)
     geom.mass = mass

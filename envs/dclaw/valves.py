@@ -24,6 +24,9 @@ STEM_BOTTOM_Z = 0.045  # the valve stem reaches into the (contact-excluded) valv
 BASE_TOP_Z = 0.048  # top of the static valve base
 
 
+Builder = Callable[[mujoco.MjSpec, mujoco.MjsBody, "ValveShape"], None]
+
+
 @dataclass(frozen=True)
 class ValveShape:
     """Geometry of one task: hinge height, height of the surface the fingers push on, builder."""
@@ -32,7 +35,7 @@ class ValveShape:
     hinge_z: float
     top_z: float
     bottom_z: float  # lowest point of the shape proper; the stem runs from here down
-    build: Callable[[mujoco.MjSpec, mujoco.MjsBody, ValveShape], None]
+    build: Builder
 
 
 def _style(geom: mujoco.MjsGeom) -> None:
@@ -76,7 +79,9 @@ def _local(shape: ValveShape) -> tuple[float, float]:
     return shape.bottom_z - shape.hinge_z, shape.top_z - shape.hinge_z
 
 
-def _polygon(n: int, circumradius: float, phase: float = 0.0):
+def _polygon(n: int, circumradius: float, phase: float = 0.0) -> Builder:
+    """Regular n-gon plate (one convex mesh), first vertex at angle ``phase``."""
+
     def build(spec: mujoco.MjSpec, body: mujoco.MjsBody, shape: ValveShape) -> None:
         z0, z1 = _local(shape)
         _prism(spec, body, f"valve_{shape.name}", _ring(n, circumradius, phase), z0, z1)
@@ -84,7 +89,7 @@ def _polygon(n: int, circumradius: float, phase: float = 0.0):
     return build
 
 
-def _star(points: int, r_tip: float, r_inner: float):
+def _star(points: int, r_tip: float, r_inner: float) -> Builder:
     """Star as a central n-gon through the inner vertices plus one triangle prism per point."""
 
     def build(spec: mujoco.MjSpec, body: mujoco.MjsBody, shape: ValveShape) -> None:
@@ -99,7 +104,7 @@ def _star(points: int, r_tip: float, r_inner: float):
     return build
 
 
-def _capsules(segments: Sequence[tuple[float, float, float, float]], radius: float):
+def _capsules(segments: Sequence[tuple[float, float, float, float]], radius: float) -> Builder:
     """Horizontal capsules (x0, y0, x1, y1) whose tops are at the shape's top height."""
 
     def build(spec: mujoco.MjSpec, body: mujoco.MjsBody, shape: ValveShape) -> None:
@@ -115,7 +120,7 @@ def _capsules(segments: Sequence[tuple[float, float, float, float]], radius: flo
     return build
 
 
-def _prongs(n: int, radius: float, length: float, centre_radius: float):
+def _prongs(n: int, radius: float, length: float, centre_radius: float) -> Builder:
     """n capsule prongs, centres at ``centre_radius``, equally spaced, the first along +x."""
     segs = []
     for k in range(n):
@@ -125,12 +130,15 @@ def _prongs(n: int, radius: float, length: float, centre_radius: float):
     return _capsules(segs, radius)
 
 
-def _cross(radius: float, tip_to_tip: float):
+def _cross(radius: float, tip_to_tip: float) -> Builder:
+    """Two crossed capsules along x and y, ``tip_to_tip`` long including the caps."""
     h = tip_to_tip / 2 - radius
     return _capsules([(-h, 0.0, h, 0.0), (0.0, -h, 0.0, h)], radius)
 
 
-def _disc(radius: float):
+def _disc(radius: float) -> Builder:
+    """Round plate (a cylinder primitive)."""
+
     def build(spec: mujoco.MjSpec, body: mujoco.MjsBody, shape: ValveShape) -> None:
         z0, z1 = _local(shape)
         geom = body.add_geom(name=f"valve_{shape.name}", type=mujoco.mjtGeom.mjGEOM_CYLINDER)
@@ -141,7 +149,7 @@ def _disc(radius: float):
     return build
 
 
-def _paddle(disc_diameter: float, bar_width: float, total_length: float):
+def _paddle(disc_diameter: float, bar_width: float, total_length: float) -> Builder:
     """Paddle: a disc at the -x end plus a bar to +x; the whole is centred on the hinge."""
 
     def build(spec: mujoco.MjSpec, body: mujoco.MjsBody, shape: ValveShape) -> None:

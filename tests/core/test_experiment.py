@@ -166,3 +166,11 @@ def test_report_puts_runs_side_by_side_with_intervals(tiny, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "-s0-" in out and "-s1-" in out and "90% bootstrap interval" in out
     assert main(["report", str(tmp_path / "nothing-here")]) == 2
+
+
+def test_runs_started_together_get_their_own_directories(tmp_path):
+    from robotcl.outputs import RunDirectory
+
+    config = load_config("quick", [f"runs_dir={tmp_path}"])
+    paths = {RunDirectory.create(config).path for _ in range(3)}
+    assert len(paths) == 3 and all(p.is_dir() for p in paths)
