@@ -71,7 +71,9 @@ class MultiHeadActor(Actor):
         super().__init__(*args, **kwargs)
         self.num_tasks, self.layer_norm = num_tasks, layer_norm
         action_dim = int(self.action_space.shape[0])
-        self.latent_pi = make_trunk(self.features_dim, self.net_arch, self.activation_fn, layer_norm)
+        self.latent_pi = make_trunk(
+            self.features_dim, self.net_arch, self.activation_fn, layer_norm
+        )
         width = self.net_arch[-1] if self.net_arch else self.features_dim
         self.mu = nn.Linear(width, num_tasks * action_dim)
         self.log_std = nn.Linear(width, num_tasks * action_dim)
@@ -153,6 +155,6 @@ class MultiHeadSACPolicy(SACPolicy):
         self, features_extractor: BaseFeaturesExtractor | None = None
     ) -> ContinuousCritic:
         kwargs = self._update_features_extractor(self.critic_kwargs, features_extractor)
-        return MultiHeadCritic(
-            **kwargs, num_tasks=self.num_tasks, layer_norm=self.layer_norm
-        ).to(self.device)
+        return MultiHeadCritic(**kwargs, num_tasks=self.num_tasks, layer_norm=self.layer_norm).to(
+            self.device
+        )

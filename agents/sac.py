@@ -201,7 +201,9 @@ class ContinualSAC(SAC):
         self, learning_starts: int, action_noise: Any = None, n_envs: int = 1
     ) -> tuple[np.ndarray, np.ndarray]:
         warm_up = self.task_steps < self.random_steps
-        return super()._sample_action(self.num_timesteps + 1 if warm_up else 0, action_noise, n_envs)
+        return super()._sample_action(
+            self.num_timesteps + 1 if warm_up else 0, action_noise, n_envs
+        )
 
     def act(self, observations: np.ndarray, deterministic: bool) -> np.ndarray:
         """Actions for a batch of observations (used by the evaluator)."""

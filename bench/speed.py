@@ -106,15 +106,21 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=4000)
     args = parser.parse_args()
     gpu = torch.cuda.get_device_name() if args.device.startswith("cuda") else "-"
-    print(f"machine: {platform.processor() or platform.machine()}, torch threads "
-          f"{torch.get_num_threads()}, GPU {gpu}; mujoco {mujoco.__version__}, torch "
-          f"{torch.__version__}, SB3 {stable_baselines3.__version__}")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, torch threads "
+        f"{torch.get_num_threads()}, GPU {gpu}; mujoco {mujoco.__version__}, torch "
+        f"{torch.__version__}, SB3 {stable_baselines3.__version__}"
+    )
     wrapped, raw = env_speed(args.steps)
-    print(f"(a) DClawTurnT3 env.step: {wrapped:8.0f} steps/s | raw mj_step x{FRAME_SKIP}: "
-          f"{raw:8.0f} steps/s | wrapper overhead: env time / raw time = {raw / wrapped:.3f}")
+    print(
+        f"(a) DClawTurnT3 env.step: {wrapped:8.0f} steps/s | raw mj_step x{FRAME_SKIP}: "
+        f"{raw:8.0f} steps/s | wrapper overhead: env time / raw time = {raw / wrapped:.3f}"
+    )
     ours, peer = sac_speed(args.device, args.updates)
-    print(f"(b) updates/s on {args.device}, 2x256, batch 256: ContinualSAC {ours:7.1f} | "
-          f"SB3 SAC {peer:7.1f} | ratio {ours / peer:.3f}")
+    print(
+        f"(b) updates/s on {args.device}, 2x256, batch 256: ContinualSAC {ours:7.1f} | "
+        f"SB3 SAC {peer:7.1f} | ratio {ours / peer:.3f}"
+    )
 
 
 if __name__ == "__main__":

@@ -62,3 +62,10 @@ def render_task(
             env.close()
     env_id_or_env.reset(seed=seed)
     return env_id_or_env.render()
+
+
+def suite_contact_sheet(suite, path: str, columns: int = 5) -> str:
+    """Contact sheet of every task of ``suite`` at its reset state, titled by position and name."""
+    frames = [render_task(spec.env_id, **spec.kwargs) for spec in suite.tasks]
+    titles = [f"{i}: {spec.name}" for i, spec in enumerate(suite.tasks)]
+    return contact_sheet(frames, titles, path, columns)

@@ -79,7 +79,9 @@ class Suite:
         """The suite cut to its first ``n`` tasks (one-hot length ``n``)."""
         if not 1 <= n <= len(self):
             raise UserInputError("num_tasks", f"{n} is out of range", f"1..{len(self)}")
-        return replace(self, tasks=self.tasks[:n], name=f"{self.name}[:{n}]" if n < len(self) else self.name)
+        return replace(
+            self, tasks=self.tasks[:n], name=f"{self.name}[:{n}]" if n < len(self) else self.name
+        )
 
 
 DCLAW_ORDERS: dict[str, list[int]] = {
@@ -94,9 +96,7 @@ def dclaw10(order: str = "a") -> Suite:
     """The ten D'Claw valve-turning tasks T0..T9 in order a, b or c."""
     if order not in DCLAW_ORDERS:
         raise UserInputError("order", f"unknown order '{order}' for dclaw10", "one of a, b, c")
-    tasks = tuple(
-        TaskSpec(f"T{k}", f"robotcl/DClawTurnT{k}-v0") for k in DCLAW_ORDERS[order]
-    )
+    tasks = tuple(TaskSpec(f"T{k}", f"robotcl/DClawTurnT{k}-v0") for k in DCLAW_ORDERS[order])
     return Suite("dclaw10", tasks, order)
 
 

@@ -62,9 +62,7 @@ class EvalConfig(_Strict):
 
     every_steps: PositiveInt = Field(20_000, description="env steps between evaluations")
     episodes: NonNegativeInt = Field(10, description="stochastic episodes per task")
-    deterministic_episodes: NonNegativeInt = Field(
-        1, description="deterministic episodes per task"
-    )
+    deterministic_episodes: NonNegativeInt = Field(1, description="deterministic episodes per task")
     metric: Literal["stochastic", "deterministic"] = Field(
         "stochastic", description="which episodes build R and the metrics"
     )
@@ -217,8 +215,8 @@ def _format_error(exc: ValidationError, model: type[BaseModel], prefix: str = ""
 
 def validate_config(data: dict[str, Any]) -> ExperimentConfig:
     """Validate a raw config, including each strategy's own settings block."""
-    from robotcl.registry import STRATEGIES  # late: strategies import torch
     import robotcl.strategies  # noqa: F401  (registers the built-in strategies)
+    from robotcl.registry import STRATEGIES  # late: strategies import torch
 
     try:
         config = ExperimentConfig.model_validate(data)
@@ -229,7 +227,9 @@ def validate_config(data: dict[str, Any]) -> ExperimentConfig:
     for key, value in (config.model_extra or {}).items():
         if key not in STRATEGIES:
             allowed = sorted([*ExperimentConfig.model_fields, *STRATEGIES])
-            raise UserInputError(f"config key '{key}'", "unknown key", f"allowed: {', '.join(allowed)}")
+            raise UserInputError(
+                f"config key '{key}'", "unknown key", f"allowed: {', '.join(allowed)}"
+            )
         settings_cls = STRATEGIES.get(key).Settings
         try:
             settings = settings_cls.model_validate(value or {})
@@ -244,7 +244,9 @@ def load_config(source: str | None = None, overrides: list[str] | None = None) -
     return validate_config(apply_overrides(load_source(source), overrides or []))
 
 
-def describe(model: type[BaseModel] = ExperimentConfig, prefix: str = "") -> list[tuple[str, str, str]]:
+def describe(
+    model: type[BaseModel] = ExperimentConfig, prefix: str = ""
+) -> list[tuple[str, str, str]]:
     """(key, default, description) for every config key, nested keys dotted."""
     rows: list[tuple[str, str, str]] = []
     for name, field in model.model_fields.items():

@@ -98,7 +98,10 @@ class Experiment:
         self.suite = make_suite(config.suite, config.order, config.num_tasks, config.tasks)
         self.strategy = build_strategy(config)
         self.evaluator = Evaluator(
-            self.suite, config.eval.episodes, config.eval.deterministic_episodes, config.seed + 10_000
+            self.suite,
+            config.eval.episodes,
+            config.eval.deterministic_episodes,
+            config.seed + 10_000,
         )
         self.learner: Any = None
         self.results: dict[str, Any] = {}
@@ -279,7 +282,9 @@ def load_reference(path: str | None, tasks: list[str], mode: str) -> dict[int, t
         steps = np.array(curves["steps"])
         success = np.array(curves[mode]["success"])
     except (OSError, ValueError, KeyError) as exc:
-        raise UserInputError(f"reference '{path}'", f"not a readable results.json ({exc})") from None
+        raise UserInputError(
+            f"reference '{path}'", f"not a readable results.json ({exc})"
+        ) from None
     out = {}
     for i, name in enumerate(tasks):
         if name not in ref_tasks:

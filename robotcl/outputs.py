@@ -1,7 +1,7 @@
 """Where a run's outputs go: the run directory, atomic files, the JSONL log and TensorBoard.
 
-    <runs_dir>/<preset>/<suite>-<strategy>-s<seed>-<timestamp>/
-      config.yaml  results.json  evaluations.jsonl  checkpoints/  tb/
+<runs_dir>/<preset>/<suite>-<strategy>-s<seed>-<timestamp>/
+  config.yaml  results.json  evaluations.jsonl  checkpoints/  tb/
 """
 
 from __future__ import annotations
@@ -69,7 +69,11 @@ class RunDirectory:
             return cls(path)
         strategy = "+".join(config.strategy)
         stamp = time.strftime("%Y%m%d-%H%M%S")
-        base = Path(config.runs_dir) / config.name / f"{config.suite}-{strategy}-s{config.seed}-{stamp}"
+        base = (
+            Path(config.runs_dir)
+            / config.name
+            / f"{config.suite}-{strategy}-s{config.seed}-{stamp}"
+        )
         base.parent.mkdir(parents=True, exist_ok=True)
         for n in range(1, 10_000):
             path = base if n == 1 else base.with_name(f"{base.name}~{n}")
@@ -149,7 +153,9 @@ class TensorBoardLog:
         self.writer.add_figure(tag, fig, step)
 
     def hparams(self, hparams: dict[str, Any], metrics: dict[str, float]) -> None:
-        clean = {k: v if isinstance(v, int | float | str | bool) else str(v) for k, v in hparams.items()}
+        clean = {
+            k: v if isinstance(v, int | float | str | bool) else str(v) for k, v in hparams.items()
+        }
         finite = {f"hparam/{k}": v for k, v in metrics.items() if np.isfinite(v)}
         self.writer.add_hparams(clean, finite, run_name="hparams")
 

@@ -50,8 +50,10 @@ def report(run_dirs: list[str]) -> str:
         m = r["metrics"]
         strategy = "+".join(r.get("strategy", ["?"]))
         done = f"{r.get('completed_tasks', '?')}/{len(r.get('tasks', []))}"
-        rows.append([Path(r["_path"]).name, strategy, str(r.get("seed", "?")), done]
-                    + [_fmt(m.get(c)) for c in COLUMNS])
+        rows.append(
+            [Path(r["_path"]).name, strategy, str(r.get("seed", "?")), done]
+            + [_fmt(m.get(c)) for c in COLUMNS]
+        )
         groups[(r.get("suite", "?"), strategy)].append(m)
     out = format_table(rows)
     multi = {k: v for k, v in groups.items() if len(v) > 1}
@@ -62,7 +64,9 @@ def report(run_dirs: list[str]) -> str:
             cells = []
             for c in COLUMNS:
                 s = stats.get(c)
-                cells.append("-" if s is None else f"{s['mean']:+.3f} [{s['low']:+.3f}, {s['high']:+.3f}]")
+                cells.append(
+                    "-" if s is None else f"{s['mean']:+.3f} [{s['low']:+.3f}, {s['high']:+.3f}]"
+                )
             agg_rows.append([suite, strategy, str(len(metrics)), *cells])
         out += "\n\nmean [90% bootstrap interval] over seeds\n" + format_table(agg_rows)
     return out

@@ -45,7 +45,9 @@ def test_trunk_does_not_see_the_task_id(suite):
     agent = make_agent(suite)
     obs = observations(suite)
     latents = [
-        agent.actor.latent_pi(agent.actor.extract_features(torch.as_tensor(o), agent.actor.features_extractor))
+        agent.actor.latent_pi(
+            agent.actor.extract_features(torch.as_tensor(o), agent.actor.features_extractor)
+        )
         for o in obs.values()
     ]
     assert torch.equal(latents[0], latents[1])

@@ -14,6 +14,7 @@ import mujoco
 import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
+
 from robotcl.envs import DCLAW_VALVES, dclaw_env_id, register_envs
 from robotcl.envs.dclaw import DClawTurnEnv, build_model
 from robotcl.envs.dclaw.env import MAX_TARGET_DELTA, compute_reward

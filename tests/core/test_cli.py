@@ -1,0 +1,34 @@
+"""The list and show commands."""
+
+from __future__ import annotations
+
+import pytest
+
+from robotcl.cli import main
+
+
+def test_list_names_suites_tasks_strategies_and_presets(capsys):
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert "dclaw10: 10 tasks: T0 T1 T2 T3 T4 T5 T6 T7 T8 T9" in out
+    assert "finetune" in out and "quick" in out and "corl-gap" in out and "sac" in out
+
+
+def test_show_writes_a_contact_sheet_of_the_suite(tmp_path):
+    pytest.importorskip("matplotlib")
+    out = tmp_path / "sheet.png"
+    try:
+        code = main(["show", "dclaw10", "--order", "c", "--out", str(out)])
+    except Exception as exc:  # no GL context on this machine
+        pytest.skip(f"offscreen rendering unavailable: {exc}")
+    assert code == 0
+    from matplotlib.image import imread
+
+    image = imread(out)
+    assert image.shape[0] > 300 and image.shape[1] > 1000 and image.std() > 0.05
+
+
+def test_show_unknown_suite_is_a_one_line_error(tmp_path, capsys):
+    assert main(["show", "nope", "--out", str(tmp_path / "x.png")]) == 2
+    assert "suite 'nope'" in capsys.readouterr().err
+    assert not (tmp_path / "x.png").exists()
