@@ -7,7 +7,7 @@ set -u -o pipefail
 REPO=$PWD
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target .devsite .whl/*.whl \
   && python3 -m pip install -q --no-index --no-deps --no-build-isolation --target .devsite . || exit 1
-export PYTHONPATH=$REPO/.devsite MUJOCO_GL=egl PYTHONUNBUFFERED=1
+export PYTHONPATH=$REPO/.devsite PYTHONUNBUFFERED=1  # no EGL libraries there: rendering tests skip
 nvidia-smi --query-gpu=name,memory.total --format=csv | tee $OUT/gpu.txt
 python3 -c "import mujoco, torch; print('mujoco', mujoco.__version__, 'torch', torch.__version__, 'cuda', torch.cuda.is_available())" | tee -a $OUT/gpu.txt
 # the installed package, not the source tree, must be imported: run from elsewhere

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import os
+import functools
+import subprocess
+import sys
 
 import pytest
 import torch
 
-os.environ.setdefault("MUJOCO_GL", "egl")
 torch.set_num_threads(1)
 
 TINY = [
@@ -32,3 +33,23 @@ TINY = [
 def tiny(tmp_path):
     """Overrides for a 2-task, 100-steps-per-task run writing under tmp_path."""
     return [*TINY, f"runs_dir={tmp_path / 'runs'}"]
+
+
+@functools.cache
+def _offscreen_gl_error() -> str | None:
+    """Try an offscreen MuJoCo renderer in a child process: a missing GL backend can abort
+    the process outright (GLFW without a display), which must not take the test run with it."""
+    probe = (
+        "import mujoco; m = mujoco.MjModel.from_xml_string('<mujoco/>'); "
+        "r = mujoco.Renderer(m, 16, 16); r.close()"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    return None if done.returncode == 0 else (done.stderr.strip().splitlines() or ["abort"])[-1]
+
+
+@pytest.fixture
+def gl_ok() -> None:
+    """Skip rendering tests cleanly where no offscreen GL context can be made."""
+    error = _offscreen_gl_error()
+    if error:
+        pytest.skip(f"no offscreen GL context (set MUJOCO_GL=egl?): {error}")
