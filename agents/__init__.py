@@ -1,5 +1,6 @@
-"""Learners: what is trained on a suite (ContinualSAC; behaviour cloning later)."""
+"""Learners: what is trained on a suite (ContinualSAC for RL, BCLearner for supervised)."""
 
 from robotcl.agents.sac import ContinualSAC
+from robotcl.agents.supervised import BCLearner, SupervisedBatch, TransitionDataset
 
-__all__ = ["ContinualSAC"]
+__all__ = ["BCLearner", "ContinualSAC", "SupervisedBatch", "TransitionDataset"]

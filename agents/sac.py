@@ -51,6 +51,18 @@ def frozen(module: torch.nn.Module) -> Iterator[None]:
             p.requires_grad_(flag)
 
 
+class _ActorDistribution(torch.nn.Module):
+    """The actor seen as obs -> (mean, log-std), before tanh squashing."""
+
+    def __init__(self, actor: torch.nn.Module) -> None:
+        super().__init__()
+        self.actor = actor
+
+    def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mean, log_std, _ = self.actor.get_action_dist_params(obs)
+        return mean, log_std
+
+
 @register_agent("sac")
 class ContinualSAC(SAC):
     """Multi-head SAC for a sequence of tasks, with continual-strategy hooks.
@@ -211,6 +223,10 @@ class ContinualSAC(SAC):
         return actions
 
     # -- parameters -----------------------------------------------------------------------
+    def policy(self) -> torch.nn.Module:
+        """obs -> (mean, log-std) of the Gaussian actor: what EWC and MAS differentiate."""
+        return _ActorDistribution(self.actor)
+
     def parameter_groups(self) -> dict[str, list[torch.nn.Parameter]]:
         """Named groups a strategy may touch: trunks and heads of the actor and the critic."""
         critic_nets = self.critic.q_networks

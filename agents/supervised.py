@@ -1,0 +1,170 @@
+"""BCLearner: supervised (behaviour-cloning) lifelong learner with the same hooks as ContinualSAC.
+
+The supervised side of the CoRL 2021 gap evaluation: a multi-head policy regresses expert actions
+from observations, task after task, with the same strategies attached. It also serves as the small
+fast problem on which the strategy tests show each mechanism.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from robotcl.agents.networks import ACTIVATIONS, make_trunk, select_head, task_index
+from robotcl.strategies.base import Strategy, TaskData
+
+
+class SupervisedBatch(NamedTuple):
+    """Observations (with the trailing one-hot) and target actions."""
+
+    observations: torch.Tensor
+    actions: torch.Tensor
+
+
+class TransitionDataset:
+    """An in-memory dataset with the replay buffer's ``size()`` / ``sample(n)`` interface."""
+
+    def __init__(self, observations: Any, actions: Any, device: str | torch.device = "cpu"):
+        self.observations = torch.as_tensor(np.asarray(observations), dtype=torch.float32).to(
+            device
+        )
+        self.actions = torch.as_tensor(np.asarray(actions), dtype=torch.float32).to(device)
+        if len(self.observations) != len(self.actions):
+            raise ValueError("observations and actions differ in length")
+        self.generator = torch.Generator(device="cpu").manual_seed(0)
+
+    def size(self) -> int:
+        return len(self.observations)
+
+    def sample(self, batch_size: int, env: Any = None) -> SupervisedBatch:
+        idx = torch.randint(0, self.size(), (batch_size,), generator=self.generator)
+        idx = idx.to(self.observations.device)
+        return SupervisedBatch(self.observations[idx], self.actions[idx])
+
+
+class MultiHeadPolicy(nn.Module):
+    """Shared trunk on the state (one-hot stripped) and one output head per task."""
+
+    def __init__(
+        self,
+        obs_dim: int,
+        action_dim: int,
+        num_tasks: int,
+        net_arch: list[int],
+        activation: str = "relu",
+        layer_norm: bool = False,
+    ) -> None:
+        super().__init__()
+        self.num_tasks = num_tasks
+        self.latent_pi = make_trunk(
+            obs_dim - num_tasks, net_arch, ACTIVATIONS[activation], layer_norm
+        )
+        self.mu = nn.Linear(
+            net_arch[-1] if net_arch else obs_dim - num_tasks, num_tasks * action_dim
+        )
+
+    def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, None]:
+        latent = self.latent_pi(obs[..., : -self.num_tasks])
+        return select_head(self.mu(latent), task_index(obs, self.num_tasks), self.num_tasks), None
+
+
+class BCLearner:
+    """Multi-head regression of actions (MSE), updated through the strategy hooks.
+
+    ``start_task(i, dataset)`` takes the task's :class:`TransitionDataset` (expert data).
+    """
+
+    def __init__(
+        self,
+        obs_dim: int,
+        action_dim: int,
+        num_tasks: int,
+        net_arch: list[int] | tuple[int, ...] = (256, 256),
+        activation: str = "relu",
+        layer_norm: bool = False,
+        learning_rate: float = 1e-3,
+        batch_size: int = 128,
+        reset_optimizer: bool = True,
+        seed: int = 0,
+        device: str = "cpu",
+    ) -> None:
+        torch.manual_seed(seed)
+        self.device = torch.device(device)
+        self.num_tasks, self.batch_size, self.learning_rate = num_tasks, batch_size, learning_rate
+        self.reset_optimizer = reset_optimizer
+        self.net = MultiHeadPolicy(
+            obs_dim, action_dim, num_tasks, list(net_arch), activation, layer_norm
+        ).to(self.device)
+        self.optimizer = torch.optim.Adam(self.net.parameters(), lr=learning_rate)
+        self.strategy: Strategy = Strategy()
+        self.current_task = 0
+        self.num_timesteps = 0
+        self._task_start_step = 0
+        self.data: TransitionDataset | None = None
+
+    # -- the learner protocol -------------------------------------------------------------
+    def attach(self, strategy: Strategy) -> None:
+        self.strategy = strategy
+
+    def start_task(self, task_id: int, data: TransitionDataset, seed: int | None = None) -> None:
+        self.current_task, self.data = task_id, data
+        self._task_start_step = self.num_timesteps
+        if self.reset_optimizer:
+            self.reset_optimizers()
+
+    def reset_optimizers(self) -> None:
+        self.optimizer = torch.optim.Adam(self.net.parameters(), lr=self.learning_rate)
+
+    def learn_task(self, steps: int, callback: Any = None) -> None:
+        """``steps`` gradient steps on the current task's data."""
+        self.net.train()
+        for _ in range(steps):
+            self.update(self.data.sample(self.batch_size))
+            self.num_timesteps += 1
+        self.net.eval()
+
+    def task_data(self) -> TaskData:
+        return TaskData(self.current_task, buffer=self.data)
+
+    @property
+    def task_steps(self) -> int:
+        return self.num_timesteps - self._task_start_step
+
+    def policy(self) -> nn.Module:
+        """obs -> (mean action, log-std or None): what EWC and MAS differentiate."""
+        return self.net
+
+    def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
+        return {
+            "actor_trunk": list(self.net.latent_pi.parameters()),
+            "actor_heads": list(self.net.mu.parameters()),
+        }
+
+    def reference_loss(self, batch: SupervisedBatch) -> torch.Tensor:
+        return F.mse_loss(self.net(batch.observations)[0], batch.actions)
+
+    def update(self, batch: SupervisedBatch) -> dict[str, torch.Tensor]:
+        """One gradient step through the hooks, in ContinualSAC's order."""
+        task = self.current_task
+        batch = self.strategy.sample(batch, task)
+        loss = self.reference_loss(batch)
+        out = {"loss": loss}
+        penalty = self.strategy.penalty(task)
+        if penalty is not None:
+            loss = loss + penalty
+            out["penalty"] = penalty
+        self.optimizer.zero_grad()
+        loss.backward()
+        self.strategy.adjust_gradients(task)
+        self.optimizer.step()
+        self.strategy.after_step()
+        return out
+
+    @torch.no_grad()
+    def act(self, observations: np.ndarray, deterministic: bool = True) -> np.ndarray:
+        obs = torch.as_tensor(observations, dtype=torch.float32, device=self.device)
+        return self.net(obs)[0].cpu().numpy()
