@@ -18,6 +18,11 @@ from typing import Any, ClassVar
 import torch
 from pydantic import BaseModel, ConfigDict
 
+from robotcl.errors import UserInputError
+
+# Continual World regularises the actor only (regularize_critic=False), trunk and heads.
+ACTOR_GROUPS = ["actor_trunk", "actor_heads"]
+
 
 class StrategySettings(BaseModel):
     """Settings of a strategy; subclasses add fields with published defaults."""
@@ -77,6 +82,17 @@ class Strategy:
         """Context in which the learner acts on ``task_id`` (PackNet's weight view, columns)."""
         yield
 
+    # -- helpers for subclasses -----------------------------------------------------------
+    def selected_parameters(self, groups: list[str]) -> list[torch.nn.Parameter]:
+        """The learner's parameters in the named groups (see ``learner.parameter_groups()``)."""
+        available = self.learner.parameter_groups()
+        unknown = [g for g in groups if g not in available]
+        if unknown:
+            raise UserInputError(
+                f"{self.name}.groups", f"unknown group(s) {unknown}", f"one of {sorted(available)}"
+            )
+        return [p for g in groups for p in available[g]]
+
     # -- checkpoints ----------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue exactly after a resume."""
@@ -84,6 +100,16 @@ class Strategy:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore what :meth:`state_dict` returned."""
+
+
+def concat_batches(first: Any, second: Any) -> Any:
+    """Row-wise concatenation of two batches of the same NamedTuple type (tensor fields)."""
+    return type(first)(*(torch.cat([a, b]) for a, b in zip(first, second, strict=True)))
+
+
+def index_batch(batch: Any, index: torch.Tensor) -> Any:
+    """The rows ``index`` of a NamedTuple batch."""
+    return type(batch)(*(field[index] for field in batch))
 
 
 class StrategyStack(Strategy):
