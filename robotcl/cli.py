@@ -14,6 +14,7 @@ EXAMPLES = """examples:
   robotcl run my.yaml agent.batch_size=256 eval.every_steps=5000
   robotcl run --resume runs/quick/dclaw10-finetune-s0-20261127-101500
   robotcl report runs/quick/*
+  robotcl plot runs/quick/* --metric return --out curves.png
   robotcl show dclaw10 --out dclaw10.png
 """
 
@@ -48,6 +49,11 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("list", help="suites, tasks, strategies, agents and presets")
     rep = sub.add_parser("report", help="metrics table of one or more runs")
     rep.add_argument("runs", nargs="+", metavar="RUN_DIR")
+    plot = sub.add_parser("plot", help="PNG of every task's success or return along the runs")
+    plot.add_argument("runs", nargs="+", metavar="RUN_DIR")
+    plot.add_argument("--out", default="curves.png", help="PNG path (default: curves.png)")
+    plot.add_argument("--metric", choices=["success", "return"], default="success")
+    plot.add_argument("--mode", choices=["stochastic", "deterministic"], default="stochastic")
     show = sub.add_parser("show", help="write a PNG contact sheet of a suite's tasks")
     show.add_argument("suite")
     show.add_argument("--order", default="a")
@@ -106,6 +112,18 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_plot(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from robotcl.plots import save_curves
+    from robotcl.report import read_results
+
+    runs = [read_results(d) for d in args.runs]
+    labels = [Path(d).name for d in args.runs]
+    print(save_curves(runs, labels, args.out, metric=args.metric, mode=args.mode))
+    return 0
+
+
 def _cmd_show(args: argparse.Namespace) -> int:
     os.environ.setdefault("MUJOCO_GL", "egl")
     from robotcl.envs.render import suite_contact_sheet
@@ -117,7 +135,13 @@ def _cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"run": _cmd_run, "list": _cmd_list, "report": _cmd_report, "show": _cmd_show}
+COMMANDS = {
+    "run": _cmd_run,
+    "list": _cmd_list,
+    "report": _cmd_report,
+    "plot": _cmd_plot,
+    "show": _cmd_show,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -23,8 +23,8 @@ def read_results(run_dir: str | Path) -> dict[str, Any]:
         raise UserInputError(f"run '{run_dir}'", "has no results.json") from None
     except ValueError as exc:
         raise UserInputError(f"run '{run_dir}'", f"results.json is corrupt ({exc})") from None
-    if not isinstance(results, dict) or "metrics" not in results:
-        raise UserInputError(f"run '{run_dir}'", "results.json has no metrics")
+    if not isinstance(results, dict) or not {"metrics", "curves", "tasks"} <= set(results):
+        raise UserInputError(f"run '{run_dir}'", "results.json is not a robotcl results file")
     results["_path"] = str(run_dir)
     return results
 

@@ -157,7 +157,7 @@ def test_resume_continues_from_last_finished_task_and_matches_uninterrupted(tiny
     assert steps == [0, 50, 100, 150, 200]
 
 
-def test_report_puts_runs_side_by_side_with_intervals(tiny, tmp_path, capsys):
+def test_report_and_plot_put_runs_side_by_side(tiny, tmp_path, capsys):
     for seed in (0, 1):
         assert main(["run", "quick", *tiny, f"seed={seed}"]) == 0
     runs = sorted(str(p.parent) for p in (tmp_path / "runs").rglob("results.json"))
@@ -166,6 +166,11 @@ def test_report_puts_runs_side_by_side_with_intervals(tiny, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "-s0-" in out and "-s1-" in out and "90% bootstrap interval" in out
     assert main(["report", str(tmp_path / "nothing-here")]) == 2
+    png = tmp_path / "curves.png"
+    assert main(["plot", *runs, "--metric", "return", "--out", str(png)]) == 0
+    from matplotlib.image import imread
+
+    assert imread(png).std() > 0.01  # a drawn figure, not a blank canvas
 
 
 def test_runs_started_together_get_their_own_directories(tmp_path):

@@ -1,0 +1,63 @@
+"""Figures of runs: success or return of every task along the whole sequence.
+
+One panel per task (Continual World's figure layout); each run is one line; grey bands mark the
+window in which that task was trained (for the first run given).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+
+def curves_figure(
+    runs: list[dict[str, Any]],
+    labels: list[str],
+    metric: str = "success",
+    mode: str = "stochastic",
+    columns: int = 5,
+) -> Figure:
+    """Per-task curves of ``metric`` ("success" or "return") for ``mode`` episodes."""
+    tasks: list[str] = []
+    for r in runs:
+        tasks += [t for t in r["tasks"] if t not in tasks]
+    columns = max(1, min(columns, len(tasks)))
+    rows = math.ceil(len(tasks) / columns)
+    fig = Figure(figsize=(3.2 * columns, 2.5 * rows))
+    FigureCanvasAgg(fig)
+    axes = [fig.add_subplot(rows, columns, k + 1) for k in range(len(tasks))]
+    for run, label in zip(runs, labels, strict=True):
+        curves = run["curves"]
+        if mode not in curves:
+            continue
+        steps = np.asarray(curves["steps"])
+        values = np.asarray(curves[mode][metric], dtype=float)
+        for j, name in enumerate(run["tasks"]):
+            ax = axes[tasks.index(name)]
+            ax.plot(steps, values[:, j], label=label, lw=1.4)
+    first = runs[0]
+    for j, name in enumerate(first["tasks"]):
+        if j < len(first["bounds"]):
+            lo, hi = first["bounds"][j]
+            axes[tasks.index(name)].axvspan(lo, hi, color="0.9", zorder=0)
+    for ax, name in zip(axes, tasks, strict=True):
+        ax.set_title(name, fontsize=10)
+        ax.set_xlabel("env steps", fontsize=8)
+        ax.tick_params(labelsize=7)
+        if metric == "success":
+            ax.set_ylim(-0.05, 1.05)
+    axes[0].set_ylabel(f"{metric} ({mode})", fontsize=8)
+    if len(runs) > 1:
+        axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def save_curves(runs: list[dict[str, Any]], labels: list[str], path: str, **kwargs: Any) -> str:
+    """Write :func:`curves_figure` to a PNG."""
+    curves_figure(runs, labels, **kwargs).savefig(path, dpi=110)
+    return path
