@@ -179,3 +179,21 @@ def test_runs_started_together_get_their_own_directories(tmp_path):
     config = load_config("quick", [f"runs_dir={tmp_path}"])
     paths = {RunDirectory.create(config).path for _ in range(3)}
     assert len(paths) == 3 and all(p.is_dir() for p in paths)
+
+
+def test_resume_refuses_missing_or_corrupt_runs(tiny, tmp_path, capsys):
+    assert main(["run", "--resume", str(tmp_path / "nowhere")]) == 2
+    assert "has no config.yaml" in capsys.readouterr().err
+    assert main(["run", "quick", *tiny, "num_tasks=1", "name=one"]) == 0
+    run_dir = only_run_dir(tmp_path / "runs" / "one")
+    state = run_dir / "checkpoints" / "task000" / "state.pt"
+    state.write_bytes(b"not a checkpoint")
+    results_before = (run_dir / "results.json").read_text()
+    capsys.readouterr()
+    assert main(["run", "--resume", str(run_dir)]) == 2
+    err = capsys.readouterr().err
+    assert "task000" in err and "cannot be read" in err and err.count("\n") == 1
+    assert (run_dir / "results.json").read_text() == results_before  # nothing overwritten
+    (run_dir / "results.json").write_text("{truncated")
+    assert main(["report", str(run_dir)]) == 2
+    assert "corrupt" in capsys.readouterr().err
