@@ -46,6 +46,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("items", nargs="*", metavar="PRESET|config.yaml|key=value")
     run.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last task")
+    run.add_argument(
+        "--dry-run", action="store_true", help="print the resolved config and exit (writes nothing)"
+    )
     sub.add_parser("list", help="suites, tasks, strategies, agents and presets")
     rep = sub.add_parser("report", help="metrics table of one or more runs")
     rep.add_argument("runs", nargs="+", metavar="RUN_DIR")
@@ -76,6 +79,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
         if overrides and "=" not in overrides[0]:
             source = overrides.pop(0)
         config = load_config(source, overrides)
+        if args.dry_run:
+            import yaml
+
+            print(yaml.safe_dump(config.model_dump(), sort_keys=False), end="")
+            return 0
         from robotcl.experiment import run
 
         run_dir, results = run(config)

@@ -25,3 +25,11 @@ def test_show_unknown_suite_is_a_one_line_error(tmp_path, capsys):
     assert main(["show", "nope", "--out", str(tmp_path / "x.png")]) == 2
     assert "suite 'nope'" in capsys.readouterr().err
     assert not (tmp_path / "x.png").exists()
+
+
+def test_dry_run_prints_the_resolved_config_and_writes_nothing(tmp_path, capsys):
+    runs = tmp_path / "runs"
+    assert main(["run", "corl-gap", "seed=7", f"runs_dir={runs}", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "seed: 7" in out and "steps_per_task: 80000" in out and "ent_coef: 0.2" in out
+    assert not runs.exists()

@@ -1,0 +1,130 @@
+"""Experience replay: earlier tasks' transitions mixed into every training batch.
+
+Two strategies, because they keep different memories and take different settings:
+
+- ``replay``: one episodic memory per finished task (``memory_per_task`` transitions drawn
+  uniformly from its buffer); each batch takes ``replay_ratio`` of its rows from the past tasks'
+  memories, split evenly over those tasks. The CoRL 2021 gap study's experience replay (code:
+  yangfanthu/ll_orthog) trained on a past task's batch as large as the current one, i.e. a ratio
+  of 0.5 (``append=true`` reproduces its doubled batch).
+- ``perfect_memory``: Continual World's Perfect Memory (Wolczyk et al. 2021): a reservoir of
+  ``reservoir_size`` transitions over all tasks (Vitter's Algorithm R, seeded), fed at each
+  task's end with every transition of its buffer in stream order, never reset. Continual World
+  made it the agent's own buffer (20M transitions, all of CW20, batch 512 drawn over everything);
+  here the current task's rows still come from the learner's buffer and ``replay_ratio`` of each
+  batch from the reservoir. Set ``reservoir_size`` to the total number of steps to keep all.
+
+By default the mixed batch keeps the learner's batch size: ``replay_ratio`` x B memory rows
+replace as many current rows. With ``append=true`` the memory rows are added to the full current
+batch instead, B x ratio / (1 - ratio) of them (ratio 0.5 doubles the batch). Every memory row
+carries its own one-hot, so the multi-head learners train its task's head (and, in SAC, its
+entropy coefficient) on it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from pydantic import Field, PositiveInt
+
+from robotcl.registry import register_strategy
+from robotcl.strategies.base import StrategySettings, TaskData, concat_batches
+from robotcl.strategies.memory import (
+    Batch,
+    BufferSettings,
+    BufferStrategy,
+    MemorySettings,
+    MemoryStrategy,
+    Reservoir,
+    batch_len,
+)
+
+
+class MixSettings(StrategySettings):
+    """How memory rows enter the training batch."""
+
+    replay_ratio: float = Field(
+        0.5,
+        ge=0.0,
+        lt=1.0,
+        description="fraction of each training batch drawn from memory (CoRL ER: 0.5)",
+    )
+    append: bool = Field(
+        False,
+        description="add the memory rows to the full batch instead of replacing current rows",
+    )
+
+
+def mix_batch(batch: Batch, settings: MixSettings, draw: Callable[[int], Batch]) -> Batch:
+    """``batch`` with ``settings.replay_ratio`` of its rows from ``draw(n)`` (see the module)."""
+    size, ratio = batch_len(batch), settings.replay_ratio
+    if settings.append:
+        n_memory, keep = round(size * ratio / (1.0 - ratio)), size
+    else:
+        n_memory = round(size * ratio)
+        keep = size - n_memory
+    if n_memory == 0:
+        return batch
+    current = type(batch)(*(field[:keep] for field in batch))  # the batch is already random
+    return concat_batches(current, draw(n_memory))
+
+
+class ReplaySettings(MemorySettings, MixSettings):
+    """Per-task episodic memories mixed into every batch."""
+
+
+@register_strategy("replay")
+class Replay(MemoryStrategy):
+    """Experience replay from one episodic memory per finished task, drawn evenly over tasks."""
+
+    name = "replay"
+    Settings = ReplaySettings
+
+    def sample(self, batch: Batch, task_id: int) -> Batch:
+        past = self.memory.past(task_id)
+        if not past:
+            return batch
+        return mix_batch(
+            batch, self.settings, lambda n: self.memory.sample_even(past, n, self.generator)
+        )
+
+
+class PerfectMemorySettings(BufferSettings, MixSettings):
+    """A reservoir over all tasks mixed into every batch."""
+
+    reservoir_size: PositiveInt = Field(
+        1_000_000,
+        description="transitions in the reservoir over all tasks (Continual World: 2e7, all of "
+        "CW20; here one task's buffer, 1e6, by default)",
+    )
+
+
+@register_strategy("perfect_memory")
+class PerfectMemory(BufferStrategy):
+    """Continual World's Perfect Memory: a reservoir sample of every earlier transition."""
+
+    name = "perfect_memory"
+    Settings = PerfectMemorySettings
+
+    def __init__(self, settings: StrategySettings | None = None) -> None:
+        super().__init__(settings)
+        self.reservoir = Reservoir(self.settings.reservoir_size)
+
+    def to(self, device: Any) -> None:
+        self.reservoir.to(device)
+
+    def on_task_end(self, task_id: int, data: TaskData) -> None:
+        self.reservoir.add_buffer(data.buffer, self.generator, self.learner.device)
+
+    def sample(self, batch: Batch, task_id: int) -> Batch:
+        if len(self.reservoir) == 0:
+            return batch
+        return mix_batch(batch, self.settings, lambda n: self.reservoir.sample(n, self.generator))
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "reservoir": self.reservoir.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.reservoir.load_state_dict(state["reservoir"])
+        super().load_state_dict(state)
