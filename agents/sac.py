@@ -223,7 +223,7 @@ class ContinualSAC(SAC):
         return actions
 
     # -- parameters -----------------------------------------------------------------------
-    def policy(self) -> torch.nn.Module:
+    def policy_distribution(self) -> torch.nn.Module:
         """obs -> (mean, log-std) of the Gaussian actor: what EWC and MAS differentiate."""
         return _ActorDistribution(self.actor)
 

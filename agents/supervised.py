@@ -134,7 +134,7 @@ class BCLearner:
     def task_steps(self) -> int:
         return self.num_timesteps - self._task_start_step
 
-    def policy(self) -> nn.Module:
+    def policy_distribution(self) -> nn.Module:
         """obs -> (mean action, log-std or None): what EWC and MAS differentiate."""
         return self.net
 

@@ -20,9 +20,6 @@ from pydantic import BaseModel, ConfigDict
 
 from robotcl.errors import UserInputError
 
-# Continual World regularises the actor only (regularize_critic=False), trunk and heads.
-ACTOR_GROUPS = ["actor_trunk", "actor_heads"]
-
 
 class StrategySettings(BaseModel):
     """Settings of a strategy; subclasses add fields with published defaults."""
@@ -103,13 +100,16 @@ class Strategy:
 
 
 def concat_batches(first: Any, second: Any) -> Any:
-    """Row-wise concatenation of two batches of the same NamedTuple type (tensor fields)."""
-    return type(first)(*(torch.cat([a, b]) for a, b in zip(first, second, strict=True)))
+    """Row-wise concatenation of two batches of the same NamedTuple type; ``None`` fields
+    (SB3's optional ``discounts``) stay ``None``."""
+    return type(first)(
+        *(None if a is None else torch.cat([a, b]) for a, b in zip(first, second, strict=True))
+    )
 
 
 def index_batch(batch: Any, index: torch.Tensor) -> Any:
-    """The rows ``index`` of a NamedTuple batch."""
-    return type(batch)(*(field[index] for field in batch))
+    """The rows ``index`` of a NamedTuple batch (``None`` fields stay ``None``)."""
+    return type(batch)(*(None if field is None else field[index] for field in batch))
 
 
 class StrategyStack(Strategy):

@@ -49,9 +49,9 @@ class Multitask(Strategy):
         if not earlier or share == 0:
             return batch
         own = n - share * len(earlier)
-        parts = [type(batch)(*(field[:own] for field in batch))]
+        parts = [type(batch)(*(None if f is None else f[:own] for f in batch))]
         parts += [memory.sample(share) for memory in earlier]
-        return type(batch)(*(torch.cat(fields) for fields in zip(*parts, strict=True)))
+        return type(batch)(*(_cat(fields) for fields in zip(*parts, strict=True)))
 
     def state_dict(self) -> dict[str, Any]:
         """The stored data of every finished task (large: a replay buffer per task)."""
@@ -59,6 +59,14 @@ class Multitask(Strategy):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.memories = dict(state["memories"])
+
+
+def _cat(fields: tuple[torch.Tensor | None, ...]) -> torch.Tensor | None:
+    """Concatenate one field of several batches; optional fields (SB3's ``discounts``) that are
+    None in every batch stay None."""
+    if all(f is None for f in fields):
+        return None
+    return torch.cat(fields)
 
 
 def keep(buffer: Any) -> Any:

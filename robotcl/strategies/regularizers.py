@@ -84,7 +84,7 @@ class ParameterRegularizer(Strategy):
         self.tasks.append(task_id)
 
     def penalty(self, task_id: int) -> torch.Tensor | None:
-        if self.anchors is None or self.importance is None:
+        if self.anchors is None or self.importance is None or not self.params:
             return None
         total = sum(
             (w * (p - a).pow(2)).sum()
@@ -111,7 +111,7 @@ class ParameterRegularizer(Strategy):
 
     def policy_parameters(self) -> tuple[nn.Module, dict[str, torch.Tensor]]:
         """The learner's policy and the selected parameters by their names in it (detached)."""
-        policy = self.learner.policy()
+        policy = self.learner.policy_distribution()
         names = {id(p): n for n, p in policy.named_parameters()}
         outside = [
             g for g in self.settings.groups if any(id(p) not in names for p in self._group(g))
@@ -171,6 +171,11 @@ def _single(policy: nn.Module) -> Callable[..., tuple[torch.Tensor, torch.Tensor
     return forward
 
 
+def _square(t: torch.Tensor) -> torch.Tensor:
+    """Elementwise square, in place where ``t`` owns its memory (Jacobians are large)."""
+    return t.square_() if t.is_contiguous() else t.square()
+
+
 @torch.no_grad()
 def gaussian_fisher(
     policy: nn.Module,
@@ -196,19 +201,24 @@ def gaussian_fisher(
         jac = vmap(jacrev(lambda p, x: forward(p, x)[0]), in_dims=(None, 0))
     total = {n: torch.zeros_like(p) for n, p in params.items()}
     for chunk in _chunks(obs, outputs, params, budget):
+        # weights of (d mu_a)^2 and (d log sigma_a)^2, with d sigma = sigma * d log sigma
         if has_std:
             d_mean, d_log_std = jac(params, chunk)  # (B, A, *shape) each
-            std = policy(chunk)[1].exp()  # (B, A)
+            var = policy(chunk)[1].exp().pow(2)  # (B, A)
+            w_mean, w_log_std = 1.0 / (var + eps), 2 * var / (var + eps)
         else:
-            d_mean = jac(params, chunk)
+            d_mean, d_log_std = jac(params, chunk), None
+            w_mean = torch.ones(len(chunk), mean.shape[-1], device=obs.device)
         for name, p in params.items():
-            if has_std:
-                s = std.view(*std.shape, *(1,) * p.dim())
-                d_std = s * d_log_std[name]  # d sigma = sigma * d log sigma
-                per_action = (d_mean[name].pow(2) + 2 * d_std.pow(2)) / (s.pow(2) + eps)
-            else:
-                per_action = d_mean[name].pow(2)
-            total[name] += per_action.sum(1).clamp_min(min_value).sum(0)
+            # sum over actions as a batched matrix product over the squared Jacobians (in place)
+            terms = [(w_mean, d_mean[name])]
+            if d_log_std is not None:
+                terms.append((w_log_std, d_log_std[name]))
+            per_sample = sum(
+                torch.bmm(w.unsqueeze(1), _square(d.flatten(2))).view(len(chunk), *p.shape)
+                for w, d in terms
+            )
+            total[name] += per_sample.clamp_min(min_value).sum(0)
     return {n: t / len(obs) for n, t in total.items()}
 
 

@@ -60,7 +60,7 @@ class TinyLearner:
         self.net = net
         self.extra = extra or []
 
-    def policy(self) -> nn.Module:
+    def policy_distribution(self) -> nn.Module:
         return self.net
 
     def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
@@ -78,16 +78,21 @@ def x_data(n: int = 6, dim: int = 3) -> torch.Tensor:
     return x
 
 
+FINETUNE: dict[str, dict] = {}
+
+
 # -- the mechanism on the toy -----------------------------------------------------------------
-# coefs suited to the toy (the published ones suit SAC's losses): each halves forgetting at least
-# four times over and still leaves room to learn task 1
+# coefs suited to the toy (the published ones suit SAC's loss scale): each keeps task 0's error
+# under a quarter of fine-tuning's while task 1 is still learned
 @pytest.mark.parametrize(
     "strategy",
     [L2(L2.Settings(coef=0.03)), EWC(EWC.Settings(coef=3.0)), MAS(MAS.Settings(coef=0.3))],
     ids=["l2", "ewc", "mas"],
 )
 def test_regularizers_forget_less_than_finetuning_and_still_learn(toy, strategy):
-    _, finetune = toy.run(Finetune())
+    if "finetune" not in FINETUNE:  # the same deterministic run for every strategy
+        FINETUNE["finetune"] = toy.run(Finetune())[1]
+    finetune = FINETUNE["finetune"]
     _, errors = toy.run(strategy)
     assert errors["after_0"][0] < 0.05  # task 0 learned as with fine-tuning,
     assert errors["after_1"][0] < 0.25 * finetune["after_1"][0]  # forgotten far less,
@@ -112,10 +117,10 @@ def test_ewc_fisher_equals_hand_computed_on_linear_gaussian(with_std):
     # d mu_a / d W_ij = [a = i] x_j and d sigma_a / d s_i = [a = i] sigma_i, so per sample
     # F_W[i, j] = x_j^2 / (sigma_i^2 + eps) and F_s[i] = 2 sigma_i^2 / (sigma_i^2 + eps)
     var = net.s.detach().exp() ** 2 + EPS if with_std else torch.ones(2)
-    per_sample = x[:, None, :] ** 2 / (var[None, :, None] if with_std else 1.0)
+    per_sample = x[:, None, :] ** 2 / var[None, :, None]
     expected_w = per_sample.clamp_min(1e-5).mean(0)
     torch.testing.assert_close(ewc.importance[0], expected_w, rtol=1e-5, atol=1e-8)
-    assert torch.all(ewc.importance[0][:, -1] == 1e-5)  # the clip from below
+    torch.testing.assert_close(ewc.importance[0][:, -1], torch.full((2,), 1e-5))  # clipped
     if with_std:
         torch.testing.assert_close(ewc.importance[1], 2 * (var - EPS) / var, rtol=1e-5, atol=0)
 
@@ -187,9 +192,14 @@ def test_vmapped_chunked_derivatives_equal_a_per_sample_autograd_loop():
         mean, log_std = net(row[None])
         std = log_std.exp()[0]
         for a in range(2):
-            d_mu = torch.autograd.grad(mean[0, a], list(params.values()), retain_graph=True)
-            d_std = torch.autograd.grad(std[a], list(params.values()), retain_graph=True)
+            d_mu, d_std = (
+                torch.autograd.grad(
+                    out, list(params.values()), retain_graph=True, allow_unused=True
+                )
+                for out in (mean[0, a], std[a])
+            )
             for n, gm, gs in zip(params, d_mu, d_std, strict=True):
+                gm, gs = (torch.zeros_like(params[n]) if g is None else g for g in (gm, gs))
                 fisher[n] += (gm**2 + 2 * gs**2) / (std[a].detach() ** 2 + EPS) / len(x)
         norm = mean.pow(2).sum() + log_std.pow(2).sum()
         for n, g in zip(params, torch.autograd.grad(norm, list(params.values())), strict=True):

@@ -1,0 +1,71 @@
+"""Steps to success and final success of single-task runs, for docs/learning.md.
+
+    python bench/learning_table.py RUN_DIR ... [--out docs/learning.png]
+
+For each run (one task each) prints, per evaluation mode, the first evaluation step with success
+>= 0.8, the final success and return, and the return at step 0 (random policy); writes the
+return and success curves as one PNG.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from robotcl.report import format_table, read_results
+
+
+def first_step(steps: np.ndarray, values: np.ndarray, threshold: float = 0.8) -> str:
+    hits = np.nonzero(values >= threshold)[0]
+    return str(int(steps[hits[0]])) if len(hits) else "never"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("runs", nargs="+")
+    parser.add_argument("--out", default="docs/learning.png")
+    args = parser.parse_args()
+    runs = [read_results(r) for r in args.runs]
+    rows = [
+        ["task", "mode", "return at 0", "first step success>=0.8", "final success", "final return"]
+    ]
+    fig = Figure(figsize=(10, 3.4))
+    FigureCanvasAgg(fig)
+    ax_ret, ax_suc = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
+    for run in runs:
+        task = run["tasks"][0]
+        steps = np.asarray(run["curves"]["steps"])
+        for mode in ("deterministic", "stochastic"):
+            success = np.asarray(run["curves"][mode]["success"])[:, 0]
+            ret = np.asarray(run["curves"][mode]["return"])[:, 0]
+            rows.append(
+                [
+                    task,
+                    mode,
+                    f"{ret[0]:.0f}",
+                    first_step(steps, success),
+                    f"{success[-1]:.1f}",
+                    f"{ret[-1]:.0f}",
+                ]
+            )
+            style = "-" if mode == "deterministic" else ":"
+            ax_ret.plot(steps, ret, style, label=f"{task} {mode}")
+            ax_suc.plot(steps, success, style, label=f"{task} {mode}")
+    ax_ret.set_ylabel("episode return")
+    ax_suc.set_ylabel("success")
+    for ax in (ax_ret, ax_suc):
+        ax.set_xlabel("env steps")
+    ax_suc.legend(fontsize=7)
+    fig.tight_layout()
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(args.out, dpi=110)
+    print(format_table(rows))
+    print(f"figure: {args.out}")
+
+
+if __name__ == "__main__":
+    main()
