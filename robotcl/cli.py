@@ -49,6 +49,14 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--dry-run", action="store_true", help="print the resolved config and exit (writes nothing)"
     )
+    cmp_ = sub.add_parser(
+        "compare",
+        help="grid of strategies x seeds on one suite, then one comparison",
+        description="Run PRESET for every strategy and seed, then compare them. Grid keys: "
+        "strategies=[a,b,[c,d]] (a list inside composes), seeds=N, workers=K (default: one per "
+        "GPU, or one on CPU; 0 runs in this process). Other key=value items override the preset.",
+    )
+    cmp_.add_argument("items", nargs="*", metavar="PRESET|config.yaml|key=value")
     sub.add_parser("list", help="suites, tasks, strategies, agents and presets")
     rep = sub.add_parser("report", help="metrics table of one or more runs")
     rep.add_argument("runs", nargs="+", metavar="RUN_DIR")
@@ -92,6 +100,18 @@ def _cmd_run(args: argparse.Namespace) -> int:
     print(f"run directory: {run_dir.path}")
     print(report([str(run_dir.path)]))
     print(f"tensorboard --logdir {run_dir.tb}")
+    return 0
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from robotcl.compare import compare
+
+    items = list(args.items)
+    source = items.pop(0) if items and "=" not in items[0] else None
+    root = compare(source, items)
+    print((root / "comparison.txt").read_text(), end="")
+    print(f"comparison: {root}  (final_success.png, curves.png)")
+    print(f"tensorboard --logdir {root}")
     return 0
 
 
@@ -147,6 +167,7 @@ COMMANDS = {
     "run": _cmd_run,
     "list": _cmd_list,
     "report": _cmd_report,
+    "compare": _cmd_compare,
     "plot": _cmd_plot,
     "show": _cmd_show,
 }
