@@ -66,7 +66,9 @@ def latest_checkpoint(folder: Path) -> Path | None:
 def load_checkpoint(path: Path, learner_cls: Any, device: str, strategy: Any) -> tuple[Any, dict]:
     """Restore the learner, the strategy state and the random states; return learner, results."""
     try:
-        state = torch.load(path / "state.pt", weights_only=False)
+        # a checkpoint written on a GPU machine still loads on a CPU-only one
+        where = None if torch.cuda.is_available() else "cpu"
+        state = torch.load(path / "state.pt", weights_only=False, map_location=where)
         learner = learner_cls.load(path / "learner.zip", device=device)
         results = json.loads((path / "results.json").read_text())
     except Exception as exc:  # corrupt or partial files

@@ -5,7 +5,8 @@ A memory is a NamedTuple batch of tensors (SB3's ``ReplayBufferSamples`` for SAC
 ends. Per-task memories (:class:`EpisodicMemory`) hold a uniform subset of each finished task's
 buffer, drawn without replacement; a :class:`Reservoir` holds a uniform sample of every transition
 seen so far (Vitter's Algorithm R). All randomness comes from the strategy's own seeded
-``torch.Generator``, whose state is part of the strategy's ``state_dict``.
+CPU ``torch.Generator``, whose state is part of the strategy's ``state_dict``; the state holds
+the memories as CPU copies, moved back to the learner's device by ``setup``.
 
 The memories assume one buffer per task (``agent.reset_buffer=true``, Continual World's default):
 a buffer that keeps earlier tasks would put their transitions in the finished task's memory.
@@ -13,13 +14,21 @@ a buffer that keeps earlier tasks would put their transitions in the finished ta
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import Any
 
 import torch
 from pydantic import Field, NonNegativeInt, PositiveInt
 
 from robotcl.errors import UserInputError
-from robotcl.strategies.base import Strategy, StrategySettings, TaskData, index_batch
+from robotcl.strategies.base import (
+    Strategy,
+    StrategySettings,
+    TaskData,
+    concat_batches,
+    index_batch,
+)
 
 Batch = Any  # a NamedTuple whose fields are tensors with one row per transition
 
@@ -58,9 +67,29 @@ def buffer_rows(buffer: Any, index: torch.Tensor) -> Batch:
     raise TypeError(f"cannot read rows of a {type(buffer).__name__}: give it rows(index)")
 
 
+# -- batches ---------------------------------------------------------------------------------
+def map_batch(batch: Batch, fn: Callable[[torch.Tensor], torch.Tensor]) -> Batch:
+    """``fn`` on every tensor field; None fields (SB3's optional ``discounts``) stay None."""
+    return type(batch)(*(None if field is None else fn(field) for field in batch))
+
+
 def to_device(batch: Batch, device: torch.device | str) -> Batch:
     """The batch with every field on ``device``."""
-    return type(batch)(*(field.to(device) for field in batch))
+    return map_batch(batch, lambda field: field.to(device))
+
+
+def clone_batch(batch: Batch) -> Batch:
+    return map_batch(batch, torch.clone)
+
+
+def cpu_copy(batch: Batch) -> Batch:
+    """A copy on the CPU: checkpoints stay loadable on any machine and hold no GPU memory."""
+    return map_batch(batch, lambda field: field.detach().to("cpu", copy=True))
+
+
+def concat_all(batches: list[Batch]) -> Batch:
+    """Row-wise concatenation of several batches of one type."""
+    return functools.reduce(concat_batches, batches)
 
 
 def batch_len(batch: Batch) -> int:
@@ -83,15 +112,6 @@ def sample_rows(batch: Batch, n: int, generator: torch.Generator) -> Batch:
     """``n`` rows of ``batch`` uniformly with replacement (draws on the CPU generator)."""
     index = torch.randint(0, batch_len(batch), (n,), generator=generator)
     return index_batch(batch, index.to(batch[0].device))
-
-
-def concat_all(batches: list[Batch]) -> Batch:
-    """Row-wise concatenation of several batches of one type."""
-    return type(batches[0])(*(torch.cat(fields) for fields in zip(*batches, strict=True)))
-
-
-def clone_batch(batch: Batch) -> Batch:
-    return type(batch)(*(field.clone() for field in batch))
 
 
 def split_evenly(n: int, parts: int, generator: torch.Generator) -> list[int]:
@@ -143,7 +163,7 @@ class EpisodicMemory:
         self.tasks = {t: to_device(b, device) for t, b in self.tasks.items()}
 
     def state_dict(self) -> dict[int, Batch]:
-        return {t: clone_batch(b) for t, b in self.tasks.items()}
+        return {t: cpu_copy(b) for t, b in self.tasks.items()}
 
     def load_state_dict(self, state: dict[int, Batch]) -> None:
         self.tasks = {int(t): clone_batch(b) for t, b in state.items()}
@@ -190,10 +210,15 @@ class Reservoir:
     def add_buffer(self, buffer: Any, generator: torch.Generator, device: Any) -> None:
         """Stream every row of ``buffer`` in insertion order, reading only the rows kept."""
         order = stream_order(buffer)
-        fetch = lambda items: to_device(buffer_rows(buffer, order[items]), device)  # noqa: E731
+
+        def fetch(items: torch.Tensor) -> Batch:
+            return to_device(buffer_rows(buffer, order[items]), device)
+
         self._write(len(order), fetch, generator)
 
-    def _write(self, n: int, fetch: Any, generator: torch.Generator) -> None:
+    def _write(
+        self, n: int, fetch: Callable[[torch.Tensor], Batch], generator: torch.Generator
+    ) -> None:
         if n == 0:
             return
         slots, items = reservoir_assign(self.seen, n, self.capacity, generator)
@@ -203,15 +228,16 @@ class Reservoir:
         rows = fetch(items)
         filled = min(self.seen, self.capacity)
         if self.storage is None:
-            self.storage = type(rows)(*(f.new_zeros((filled, *f.shape[1:])) for f in rows))
+            self.storage = map_batch(rows, lambda f: f.new_zeros((filled, *f.shape[1:])))
         elif filled > len(self):
             grow = filled - len(self)
-            self.storage = type(rows)(
-                *(torch.cat([s, s.new_zeros((grow, *s.shape[1:]))]) for s in self.storage)
+            self.storage = map_batch(
+                self.storage, lambda s: torch.cat([s, s.new_zeros((grow, *s.shape[1:]))])
             )
         slots = slots.to(self.storage[0].device)
         for store, new in zip(self.storage, rows, strict=True):
-            store[slots] = new.to(store.dtype)
+            if store is not None:
+                store[slots] = new.to(store.dtype)
 
     def sample(self, n: int, generator: torch.Generator) -> Batch:
         return sample_rows(self.storage, n, generator)
@@ -221,7 +247,7 @@ class Reservoir:
             self.storage = to_device(self.storage, device)
 
     def state_dict(self) -> dict[str, Any]:
-        storage = None if self.storage is None else clone_batch(self.storage)
+        storage = None if self.storage is None else cpu_copy(self.storage)
         return {"capacity": self.capacity, "seen": self.seen, "storage": storage}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -352,6 +378,7 @@ class GradientMemorySettings(MemorySettings):
     )
     groups: list[str] | None = Field(
         None,
+        min_length=1,
         description="parameter groups projected together; none: every group of the learner "
         "(actor and critic together, as Continual World's A-GEM; the actor for BC)",
     )

@@ -5,8 +5,9 @@ Two strategies, because they keep different memories and take different settings
 - ``replay``: one episodic memory per finished task (``memory_per_task`` transitions drawn
   uniformly from its buffer); each batch takes ``replay_ratio`` of its rows from the past tasks'
   memories, split evenly over those tasks. The CoRL 2021 gap study's experience replay (code:
-  yangfanthu/ll_orthog) trained on a past task's batch as large as the current one, i.e. a ratio
-  of 0.5 (``append=true`` reproduces its doubled batch).
+  yangfanthu/ll_orthog) added to the actor's loss a batch of one past task as large as the
+  current one (its critics were per task): an equal share, ratio 0.5 (``append=true`` gives the
+  doubled batch). Here the mixed batch feeds every loss of the learner, critic included.
 - ``perfect_memory``: Continual World's Perfect Memory (Wolczyk et al. 2021): a reservoir of
   ``reservoir_size`` transitions over all tasks (Vitter's Algorithm R, seeded), fed at each
   task's end with every transition of its buffer in stream order, never reset. Continual World
@@ -29,7 +30,7 @@ from typing import Any
 from pydantic import Field, PositiveInt
 
 from robotcl.registry import register_strategy
-from robotcl.strategies.base import StrategySettings, TaskData, concat_batches
+from robotcl.strategies.base import StrategySettings, TaskData, concat_batches, index_batch
 from robotcl.strategies.memory import (
     Batch,
     BufferSettings,
@@ -66,7 +67,7 @@ def mix_batch(batch: Batch, settings: MixSettings, draw: Callable[[int], Batch])
         keep = size - n_memory
     if n_memory == 0:
         return batch
-    current = type(batch)(*(field[:keep] for field in batch))  # the batch is already random
+    current = index_batch(batch, slice(0, keep))  # the batch is already a random sample
     return concat_batches(current, draw(n_memory))
 
 
