@@ -30,7 +30,7 @@ from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.type_aliases import ReplayBufferSamples
-from stable_baselines3.common.utils import polyak_update
+from stable_baselines3.common.utils import get_device, polyak_update
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 from robotcl.agents.networks import ACTIVATIONS, MultiHeadSACPolicy, task_index
@@ -121,6 +121,8 @@ class ContinualSAC(SAC):
             num_tasks=num_tasks,
             layer_norm=layer_norm,
         )
+        if get_device(device).type == "cuda":  # one fused kernel per Adam step instead of many
+            policy_kwargs["optimizer_kwargs"] = {"fused": True}
         super().__init__(
             policy,
             env,  # type: ignore[arg-type]
@@ -144,6 +146,9 @@ class ContinualSAC(SAC):
     # -- set-up ---------------------------------------------------------------------------
     def _setup_model(self) -> None:
         super()._setup_model()
+        prepare = self.__dict__.pop("prepare", None)  # ContinualSAC.load(..., prepare=fn)
+        if prepare is not None:
+            prepare(self)
         if self.log_ent_coef is not None:  # one log-alpha per task
             init = float(self.log_ent_coef.detach()[0])
             self.log_ent_coef = torch.full(
@@ -189,7 +194,7 @@ class ContinualSAC(SAC):
         policy = self.policy
         for net in (self.actor, self.critic):
             net.optimizer = policy.optimizer_class(
-                net.optimizer.param_groups[0]["params"],
+                [p for p in net.parameters() if p.requires_grad],
                 lr=self.lr_schedule(1),
                 **policy.optimizer_kwargs,
             )
@@ -301,9 +306,19 @@ class ContinualSAC(SAC):
         self.strategy.after_step()
         self._n_updates += 1
         if self._n_updates % self.target_update_interval == 0:
-            polyak_update(self.critic.parameters(), self.critic_target.parameters(), self.tau)
-            polyak_update(self.batch_norm_stats, self.batch_norm_stats_target, 1.0)
+            self._update_target()
         return out
+
+    @torch.no_grad()
+    def _update_target(self) -> None:
+        """Polyak averaging of the target critic, as a few multi-tensor kernels."""
+        targets = list(self.critic_target.parameters())
+        sources = list(self.critic.parameters())
+        if len(targets) != len(sources):
+            raise RuntimeError("critic and target critic no longer have matching parameters")
+        torch._foreach_lerp_(targets, sources, self.tau)
+        if self.batch_norm_stats:
+            polyak_update(self.batch_norm_stats, self.batch_norm_stats_target, 1.0)
 
     def train(self, gradient_steps: int, batch_size: int = 64) -> None:
         if self.task_steps < self.update_after or self.replay_buffer.size() < batch_size:

@@ -117,7 +117,8 @@ class BCLearner:
             self.reset_optimizers()
 
     def reset_optimizers(self) -> None:
-        self.optimizer = torch.optim.Adam(self.net.parameters(), lr=self.learning_rate)
+        trainable = [p for p in self.net.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.Adam(trainable, lr=self.learning_rate)
 
     def learn_task(self, steps: int, callback: Any = None) -> None:
         """``steps`` gradient steps on the current task's data."""

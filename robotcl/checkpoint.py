@@ -69,12 +69,16 @@ def load_checkpoint(path: Path, learner_cls: Any, device: str, strategy: Any) ->
         # a checkpoint written on a GPU machine still loads on a CPU-only one
         where = None if torch.cuda.is_available() else "cpu"
         state = torch.load(path / "state.pt", weights_only=False, map_location=where)
-        learner = learner_cls.load(path / "learner.zip", device=device)
         results = json.loads((path / "results.json").read_text())
     except Exception as exc:  # corrupt or partial files
         raise UserInputError(f"checkpoint '{path}'", f"cannot be read ({exc})") from None
+    # the strategy first: it may reshape the learner (prepare) before the weights load
+    strategy.load_state_dict(state["strategy"])
+    try:
+        learner = learner_cls.load(path / "learner.zip", device=device, prepare=strategy.prepare)
+    except Exception as exc:
+        raise UserInputError(f"checkpoint '{path}'", f"cannot be read ({exc})") from None
     if (path / "replay_buffer.pkl").is_file():
         learner.load_replay_buffer(path / "replay_buffer.pkl")
-    strategy.load_state_dict(state["strategy"])
     _set_rng_state(state["rng"], learner)
     return learner, results

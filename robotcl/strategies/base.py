@@ -48,6 +48,10 @@ class Strategy:
         self.suite: Any = None
 
     # -- life cycle -----------------------------------------------------------------------
+    def prepare(self, learner: Any) -> None:
+        """Reshape a learner before saved weights load into it (progressive columns); called on
+        resume after ``load_state_dict`` and before the learner's weights are restored."""
+
     def setup(self, learner: Any, suite: Any) -> None:
         """Once, before the first task."""
         self.learner, self.suite = learner, suite
@@ -120,6 +124,10 @@ class StrategyStack(Strategy):
     def __init__(self, members: list[Strategy]) -> None:
         super().__init__()
         self.members = members
+
+    def prepare(self, learner: Any) -> None:
+        for m in self.members:
+            m.prepare(learner)
 
     def setup(self, learner: Any, suite: Any) -> None:
         super().setup(learner, suite)

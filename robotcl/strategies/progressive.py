@@ -22,11 +22,13 @@ output is the active column's last block, of the original width, so the per-task
 Parameter growth: a column has the trunk's own P parameters; column k adds k * S lateral weights,
 S = sum over blocks l >= 1 of width_(l-1) * width_l. K columns hold K * P + K (K - 1) / 2 * S
 parameters per trunk, and a forward pass on task k computes k + 1 columns. Continual World's
-4 x 256 trunk has S = 196,608: over ten tasks the laterals alone add 45 * S = 8.8M weights per
-trunk (the twin critics and their targets each grow the same way).
+4 x 256 trunk (with LayerNorm) has P = 198,144 + 256 * inputs and S = 196,608: ten columns hold
+10 P + 45 S, about 2.0M + 8.8M weights per trunk (the twin critics and their targets each grow
+the same way), against P for the fine-tuned trunk.
 
 The SAC target critic's trunks are grown with the critic's (the new column copied from the
-critic's, as SB3 initialises the target), so polyak averaging still pairs parameters one to one.
+critic's, as SB3 initialises the target), so polyak averaging still pairs parameters one to one
+(the target's earlier columns keep converging to the critic's frozen ones; acting never uses them).
 Rusu et al. grow the whole actor-critic (A3C) network, so both trunks are grown by default.
 """
 
@@ -113,7 +115,7 @@ class ProgressiveTrunk(nn.Module):
     def train_only(self, k: int) -> None:
         """Column ``k`` trainable, every other column frozen (stale gradients dropped)."""
         for j, column in enumerate(self.columns):
-            column.requires_grad_(True)
+            column.requires_grad_(j == k)
             if j != k:
                 for p in column.parameters():
                     p.grad = None

@@ -140,11 +140,29 @@ class CrashOnce(Strategy):
 register_strategy("crash_once")(CrashOnce)
 
 
-def test_resume_continues_from_last_finished_task_and_matches_uninterrupted(tiny, tmp_path):
+@pytest.mark.parametrize(
+    "strategy",
+    [
+        "crash_once",
+        "[progressive,crash_once]",  # a grown network must load back from the checkpoint
+        "[packnet,crash_once]",
+        "[ewc,crash_once]",
+    ],
+)
+def test_resume_continues_from_last_finished_task_and_matches_uninterrupted(
+    tiny, tmp_path, strategy
+):
+    tiny = [
+        *tiny,
+        f"strategy={strategy}",
+        "packnet.retrain_steps=5",
+        "ewc.fisher_batches=1",
+        "ewc.fisher_batch_size=16",
+    ]
     CrashOnce.crashed = True  # the uninterrupted reference run
-    _, reference = run(load_config("quick", [*tiny, "strategy=crash_once", "name=straight"]))
+    _, reference = run(load_config("quick", [*tiny, "name=straight"]))
     CrashOnce.crashed = False
-    assert main(["run", "quick", *tiny, "strategy=crash_once", "name=killed"]) == 130
+    assert main(["run", "quick", *tiny, "name=killed"]) == 130
     run_dir = only_run_dir(tmp_path / "runs" / "killed")
     partial = json.loads((run_dir / "results.json").read_text())
     assert partial["completed_tasks"] == 1
