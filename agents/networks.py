@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from gymnasium import spaces
 from stable_baselines3.common.policies import ContinuousCritic
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
@@ -47,6 +48,37 @@ def select_head(outputs: torch.Tensor, tasks: torch.Tensor, num_tasks: int) -> t
     return blocks[torch.arange(outputs.shape[0], device=outputs.device), tasks]
 
 
+def _transformed(x: torch.Tensor) -> bool:
+    """True inside torch.func transforms; also True where torch cannot tell (no fast path)."""
+    check = getattr(getattr(torch._C, "_functorch", None), "is_functorch_wrapped_tensor", None)
+    return True if check is None else bool(check(x))
+
+
+class TaskHeads(nn.Linear):
+    """One linear output head per task, stored as a single (num_tasks * k)-wide layer.
+
+    ``forward(x, tasks)`` gives each row its task's block. On the CPU a batch from one task
+    (the usual case) computes only that block, which is exact and saves most of the head's
+    work; on a GPU, where checking would cost a device sync, all blocks are computed.
+    """
+
+    def __init__(self, in_features: int, out_per_task: int, num_tasks: int) -> None:
+        super().__init__(in_features, out_per_task * num_tasks)
+        self.num_tasks, self.out_per_task = num_tasks, out_per_task
+
+    def forward(self, x: torch.Tensor, tasks: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        if (
+            not x.is_cuda
+            and not _transformed(x)  # vmap/jacrev (EWC, MAS) allow no data-dependent branch
+            and len(tasks)
+            and bool((tasks == tasks[0]).all())
+        ):
+            k = self.out_per_task
+            block = slice(int(tasks[0]) * k, (int(tasks[0]) + 1) * k)
+            return F.linear(x, self.weight[block], self.bias[block])
+        return select_head(super().forward(x), tasks, self.num_tasks)
+
+
 def make_trunk(
     in_dim: int, net_arch: list[int], activation: type[nn.Module], layer_norm: bool
 ) -> nn.Sequential:
@@ -75,8 +107,8 @@ class MultiHeadActor(Actor):
             self.features_dim, self.net_arch, self.activation_fn, layer_norm
         )
         width = self.net_arch[-1] if self.net_arch else self.features_dim
-        self.mu = nn.Linear(width, num_tasks * action_dim)
-        self.log_std = nn.Linear(width, num_tasks * action_dim)
+        self.mu = TaskHeads(width, action_dim, num_tasks)
+        self.log_std = TaskHeads(width, action_dim, num_tasks)
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()
@@ -86,8 +118,7 @@ class MultiHeadActor(Actor):
     def get_action_dist_params(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, dict]:
         tasks = task_index(obs, self.num_tasks)
         latent = self.latent_pi(self.extract_features(obs, self.features_extractor))
-        mean = select_head(self.mu(latent), tasks, self.num_tasks)
-        log_std = select_head(self.log_std(latent), tasks, self.num_tasks)
+        mean, log_std = self.mu(latent, tasks), self.log_std(latent, tasks)
         return mean, torch.clamp(log_std, LOG_STD_MIN, LOG_STD_MAX), {}
 
 
@@ -106,7 +137,7 @@ class MultiHeadCritic(ContinuousCritic):
         for idx in range(self.n_critics):
             q_net = nn.Sequential(
                 make_trunk(in_dim, net_arch, activation, layer_norm),
-                nn.Linear(width, num_tasks),
+                TaskHeads(width, 1, num_tasks),
             )
             self.add_module(f"qf{idx}", q_net)
             self.q_networks.append(q_net)
@@ -116,7 +147,7 @@ class MultiHeadCritic(ContinuousCritic):
             features = self.extract_features(obs, self.features_extractor)
         tasks = task_index(obs, self.num_tasks)
         q_input = torch.cat([features, actions], dim=1)
-        return tuple(select_head(q(q_input), tasks, self.num_tasks) for q in self.q_networks)
+        return tuple(q[1](q[0](q_input), tasks) for q in self.q_networks)
 
     def q1_forward(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         return self(obs, actions)[0]

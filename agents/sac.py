@@ -121,8 +121,9 @@ class ContinualSAC(SAC):
             num_tasks=num_tasks,
             layer_norm=layer_norm,
         )
-        if get_device(device).type == "cuda":  # one fused kernel per Adam step instead of many
-            policy_kwargs["optimizer_kwargs"] = {"fused": True}
+        # Adam over all parameters at once: fused kernels on CUDA, multi-tensor ops on CPU
+        fast = "fused" if get_device(device).type == "cuda" else "foreach"
+        policy_kwargs["optimizer_kwargs"] = {fast: True}
         super().__init__(
             policy,
             env,  # type: ignore[arg-type]

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from robotcl.agents.networks import ACTIVATIONS, make_trunk, select_head, task_index
+from robotcl.agents.networks import ACTIVATIONS, TaskHeads, make_trunk, task_index
 from robotcl.strategies.base import Strategy, TaskData
 
 
@@ -63,13 +63,12 @@ class MultiHeadPolicy(nn.Module):
         self.latent_pi = make_trunk(
             obs_dim - num_tasks, net_arch, ACTIVATIONS[activation], layer_norm
         )
-        self.mu = nn.Linear(
-            net_arch[-1] if net_arch else obs_dim - num_tasks, num_tasks * action_dim
-        )
+        width = net_arch[-1] if net_arch else obs_dim - num_tasks
+        self.mu = TaskHeads(width, action_dim, num_tasks)
 
     def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, None]:
         latent = self.latent_pi(obs[..., : -self.num_tasks])
-        return select_head(self.mu(latent), task_index(obs, self.num_tasks), self.num_tasks), None
+        return self.mu(latent, task_index(obs, self.num_tasks)), None
 
 
 class BCLearner:

@@ -125,3 +125,18 @@ def test_saved_agent_reloads_and_acts_identically(suite, tmp_path):
     assert np.array_equal(stochastic, loaded.act(obs, False))
     assert torch.equal(agent.log_ent_coef, loaded.log_ent_coef)
     assert loaded.num_tasks == 3 and loaded._n_updates == agent._n_updates
+
+
+def test_task_heads_single_task_fast_path_matches_all_heads():
+    from robotcl.agents.networks import TaskHeads, select_head
+
+    torch.manual_seed(0)
+    heads = TaskHeads(16, 3, num_tasks=4)
+    x = torch.randn(32, 16)
+    one_task = torch.full((32,), 2)
+    mixed = torch.randint(0, 4, (32,))
+    full = torch.nn.functional.linear(x, heads.weight, heads.bias)
+    torch.testing.assert_close(heads(x, one_task), select_head(full, one_task, 4))
+    assert torch.equal(heads(x, mixed), select_head(full, mixed, 4))  # same computation
+    jac = torch.func.vmap(torch.func.jacrev(lambda r: heads(r[None], one_task[:1])[0]))(x[:4])
+    assert jac.shape == (4, 3, 16)  # the fast path stays out of the way of torch.func
