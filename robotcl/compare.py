@@ -45,9 +45,17 @@ class GridRun:
     error: str | None = None
 
 
-def parse_grid(overrides: list[str]) -> tuple[dict[str, Any], list[str]]:
-    """Split ``strategies=``, ``seeds=``, ``workers=`` from the experiment overrides."""
-    grid: dict[str, Any] = {}
+def parse_grid(
+    overrides: list[str], defaults: dict[str, Any] | None = None
+) -> tuple[dict[str, Any], list[str]]:
+    """Split ``strategies=``, ``seeds=``, ``workers=`` from the experiment overrides; a preset's
+    ``compare:`` block gives the defaults."""
+    grid: dict[str, Any] = dict(defaults or {})
+    unknown = sorted(set(grid) - set(GRID_KEYS))
+    if unknown:
+        raise UserInputError(
+            f"config key 'compare.{unknown[0]}'", "unknown key", f"allowed: {', '.join(GRID_KEYS)}"
+        )
     rest = []
     for item in overrides:
         key, _, raw = item.partition("=")
@@ -102,8 +110,9 @@ def _run_one(config_data: dict[str, Any]) -> str | None:
 
 def compare(source: str | None, overrides: list[str]) -> Path:
     """Run the grid and write the comparison; returns the comparison directory."""
-    grid, rest = parse_grid(overrides)
-    base = validate_config(apply_overrides(load_source(source), list(rest)))
+    preset = load_source(source)
+    grid, rest = parse_grid(overrides, preset.pop("compare", None))
+    base = validate_config(apply_overrides(preset, list(rest)))
     configs: list[tuple[GridRun, dict[str, Any]]] = []
     root = Path(base.runs_dir) / base.name / f"compare-{time.strftime('%Y%m%d-%H%M%S')}"
     devices = _devices(base, len(grid["strategies"]) * grid["seeds"])
@@ -112,8 +121,10 @@ def compare(source: str | None, overrides: list[str]) -> Path:
         label = "+".join(str(n) for n in names)
         for seed in range(grid["seeds"]):
             cell = GridRun(label, seed, str(root / f"{label}-s{seed}"), devices[len(configs)])
+            data = load_source(source)
+            data.pop("compare", None)
             data = apply_overrides(
-                load_source(source),
+                data,
                 [
                     *rest,
                     f"seed={seed}",
