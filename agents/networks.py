@@ -16,6 +16,8 @@ from gymnasium import spaces
 from stable_baselines3.common.policies import ContinuousCritic
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from stable_baselines3.sac.policies import LOG_STD_MAX, LOG_STD_MIN, Actor, SACPolicy
+from stable_baselines3.td3.policies import Actor as DeterministicActor
+from stable_baselines3.td3.policies import TD3Policy
 from torch import nn
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
@@ -150,7 +152,11 @@ class MultiHeadCritic(ContinuousCritic):
         return tuple(q[1](q[0](q_input), tasks) for q in self.q_networks)
 
     def q1_forward(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-        return self(obs, actions)[0]
+        """The first Q network only (TD3's actor loss): the others are not computed."""
+        with torch.set_grad_enabled(not self.share_features_extractor):
+            features = self.extract_features(obs, self.features_extractor)
+        q = self.q_networks[0]
+        return q[1](q[0](torch.cat([features, actions], dim=1)), task_index(obs, self.num_tasks))
 
 
 class MultiHeadSACPolicy(SACPolicy):
@@ -179,6 +185,75 @@ class MultiHeadSACPolicy(SACPolicy):
     def make_actor(self, features_extractor: BaseFeaturesExtractor | None = None) -> Actor:
         kwargs = self._update_features_extractor(self.actor_kwargs, features_extractor)
         return MultiHeadActor(**kwargs, num_tasks=self.num_tasks, layer_norm=self.layer_norm).to(
+            self.device
+        )
+
+    def make_critic(
+        self, features_extractor: BaseFeaturesExtractor | None = None
+    ) -> ContinuousCritic:
+        kwargs = self._update_features_extractor(self.critic_kwargs, features_extractor)
+        return MultiHeadCritic(**kwargs, num_tasks=self.num_tasks, layer_norm=self.layer_norm).to(
+            self.device
+        )
+
+
+class MultiHeadTD3Actor(DeterministicActor):
+    """SB3's deterministic TD3 actor with a shared trunk and a per-task head, then tanh."""
+
+    def __init__(self, *args: Any, num_tasks: int = 1, layer_norm: bool = False, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.num_tasks, self.layer_norm = num_tasks, layer_norm
+        action_dim = int(self.action_space.shape[0])
+        del self.mu  # SB3's single MLP; registered again below, after the trunk
+        self.latent_pi = make_trunk(
+            self.features_dim, self.net_arch, self.activation_fn, layer_norm
+        )
+        width = self.net_arch[-1] if self.net_arch else self.features_dim
+        self.mu = TaskHeads(width, action_dim, num_tasks)
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        data = super()._get_constructor_parameters()
+        data.update(num_tasks=self.num_tasks, layer_norm=self.layer_norm)
+        return data
+
+    def pre_tanh(self, obs: torch.Tensor) -> torch.Tensor:
+        """The head's output before the tanh squashing."""
+        latent = self.latent_pi(self.extract_features(obs, self.features_extractor))
+        return self.mu(latent, task_index(obs, self.num_tasks))
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.pre_tanh(obs))
+
+
+class MultiHeadTD3Policy(TD3Policy):
+    """SB3 TD3 policy built from :class:`MultiHeadTD3Actor` and :class:`MultiHeadCritic`
+    (the target actor and target critic are copies made the same way)."""
+
+    def __init__(
+        self,
+        observation_space: spaces.Box,
+        action_space: spaces.Box,
+        lr_schedule: Any,
+        *args: Any,
+        num_tasks: int = 1,
+        layer_norm: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        self.num_tasks, self.layer_norm = num_tasks, layer_norm
+        kwargs.setdefault("features_extractor_class", StateExtractor)
+        kwargs.setdefault("features_extractor_kwargs", {"num_tasks": num_tasks})
+        super().__init__(observation_space, action_space, lr_schedule, *args, **kwargs)
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        data = super()._get_constructor_parameters()
+        data.update(num_tasks=self.num_tasks, layer_norm=self.layer_norm)
+        return data
+
+    def make_actor(
+        self, features_extractor: BaseFeaturesExtractor | None = None
+    ) -> DeterministicActor:
+        kwargs = self._update_features_extractor(self.actor_kwargs, features_extractor)
+        return MultiHeadTD3Actor(**kwargs, num_tasks=self.num_tasks, layer_norm=self.layer_norm).to(
             self.device
         )
 

@@ -5,9 +5,9 @@ What it adds to SB3's SAC (the defaults follow Continual World, Wolczyk et al. 2
 - a multi-head policy (:mod:`robotcl.agents.networks`): shared trunk, one actor and one critic head
   per task chosen by the one-hot, which the trunk does not see;
 - a log-alpha per task when the entropy coefficient is tuned (``ent_coef="auto"``);
-- task switches (:meth:`start_task`) that may reset the replay buffer and the optimizers
-  (Continual World resets both and keeps the critic);
-- ``random_steps`` uniform-random actions at each task's start, updates from ``update_after``;
+- from :class:`~robotcl.agents.offpolicy.ContinualOffPolicy`: task switches that may reset the
+  replay buffer and the optimizers, ``random_steps`` uniform-random actions at each task's start,
+  updates from ``update_after``, the learner protocol;
 - one update step that calls the strategy hooks: ``sample`` -> loss + ``penalty`` -> backward ->
   ``adjust_gradients`` -> optimizer steps -> ``after_step``.
 
@@ -17,38 +17,19 @@ separately by the experiment's checkpoint.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from typing import Any
 
 import gymnasium as gym
-import numpy as np
 import torch
 import torch.nn.functional as F
 from stable_baselines3 import SAC
-from stable_baselines3.common.buffers import ReplayBuffer
-from stable_baselines3.common.callbacks import BaseCallback
-from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.type_aliases import ReplayBufferSamples
-from stable_baselines3.common.utils import get_device, polyak_update
-from stable_baselines3.common.vec_env import DummyVecEnv
 
-from robotcl.agents.networks import ACTIVATIONS, MultiHeadSACPolicy, task_index
+from robotcl.agents.networks import MultiHeadSACPolicy, task_index
+from robotcl.agents.offpolicy import ContinualOffPolicy, frozen
 from robotcl.registry import register_agent
-from robotcl.strategies.base import Strategy, TaskData
 
-
-@contextlib.contextmanager
-def frozen(module: torch.nn.Module) -> Iterator[None]:
-    """Compute through ``module`` without giving its parameters any gradient."""
-    flags = [p.requires_grad for p in module.parameters()]
-    for p in module.parameters():
-        p.requires_grad_(False)
-    try:
-        yield
-    finally:
-        for p, flag in zip(module.parameters(), flags, strict=True):
-            p.requires_grad_(flag)
+__all__ = ["ContinualSAC", "frozen"]
 
 
 class _ActorDistribution(torch.nn.Module):
@@ -64,7 +45,7 @@ class _ActorDistribution(torch.nn.Module):
 
 
 @register_agent("sac")
-class ContinualSAC(SAC):
+class ContinualSAC(ContinualOffPolicy, SAC):
     """Multi-head SAC for a sequence of tasks, with continual-strategy hooks.
 
     :param num_tasks: length of the suite (the one-hot length, the number of heads)
@@ -78,6 +59,8 @@ class ContinualSAC(SAC):
     :param log_every_updates: how often training losses are recorded
     Other parameters are SB3's SAC ones.
     """
+
+    actor_head_names = ("mu", "log_std")
 
     def __init__(
         self,
@@ -107,23 +90,18 @@ class ContinualSAC(SAC):
         verbose: int = 0,
         _init_setup_model: bool = True,
     ) -> None:
-        self.num_tasks = num_tasks
-        self.random_steps, self.update_after = random_steps, update_after
-        self.reset_buffer, self.reset_optimizer = reset_buffer, reset_optimizer
-        self.log_every_updates = log_every_updates
-        self.task_names = list(task_names) if task_names else [str(i) for i in range(num_tasks)]
-        self.current_task = 0
-        self._task_start_step = 0
-        self.strategy: Strategy = Strategy()
-        policy_kwargs = dict(
-            net_arch=list(net_arch),
-            activation_fn=ACTIVATIONS[activation],
-            num_tasks=num_tasks,
-            layer_norm=layer_norm,
+        self.init_continual(
+            num_tasks,
+            random_steps,
+            update_after,
+            reset_buffer,
+            reset_optimizer,
+            log_every_updates,
+            task_names,
         )
-        # Adam over all parameters at once: fused kernels on CUDA, multi-tensor ops on CPU
-        fast = "fused" if get_device(device).type == "cuda" else "foreach"
-        policy_kwargs["optimizer_kwargs"] = {fast: True}
+        policy_kwargs = self.multi_head_policy_kwargs(
+            num_tasks, net_arch, activation, layer_norm, device
+        )
         super().__init__(
             policy,
             env,  # type: ignore[arg-type]
@@ -146,10 +124,7 @@ class ContinualSAC(SAC):
 
     # -- set-up ---------------------------------------------------------------------------
     def _setup_model(self) -> None:
-        super()._setup_model()
-        prepare = self.__dict__.pop("prepare", None)  # ContinualSAC.load(..., prepare=fn)
-        if prepare is not None:
-            prepare(self)
+        super()._setup_model()  # SB3's SAC, then the strategy's prepare (ContinualOffPolicy)
         if self.log_ent_coef is not None:  # one log-alpha per task
             init = float(self.log_ent_coef.detach()[0])
             self.log_ent_coef = torch.full(
@@ -157,91 +132,16 @@ class ContinualSAC(SAC):
             )
             self.ent_coef_optimizer = torch.optim.Adam([self.log_ent_coef], lr=self.lr_schedule(1))
 
-    def _excluded_save_params(self) -> list[str]:
-        return [*super()._excluded_save_params(), "strategy"]
-
-    def attach(self, strategy: Strategy) -> None:
-        """Use ``strategy``'s hooks from now on."""
-        self.strategy = strategy
-
-    @staticmethod
-    def wrap_env(env: gym.Env, seed: int | None = None) -> DummyVecEnv:
-        """The vectorised, monitored form SB3 trains on."""
-        vec = DummyVecEnv([lambda: Monitor(env)])
-        if seed is not None:
-            vec.seed(seed)
-        return vec
-
-    # -- task switches --------------------------------------------------------------------
-    def start_task(self, task_id: int, env: gym.Env, seed: int | None = None) -> None:
-        """Switch to ``task_id``: new env, and the resets the settings ask for."""
-        self.set_env(self.wrap_env(env, seed))
-        self.current_task = task_id
-        self._task_start_step = self.num_timesteps
-        if self.reset_buffer or self.replay_buffer is None:
-            self.replay_buffer = ReplayBuffer(
-                self.buffer_size,
-                self.observation_space,
-                self.action_space,
-                device=self.device,
-                n_envs=1,
-                handle_timeout_termination=True,
-            )
-        if self.reset_optimizer:
-            self.reset_optimizers()
-
     def reset_optimizers(self) -> None:
         """Fresh optimizer state for the actor, the critic and the log-alphas."""
-        policy = self.policy
-        for net in (self.actor, self.critic):
-            net.optimizer = policy.optimizer_class(
-                [p for p in net.parameters() if p.requires_grad],
-                lr=self.lr_schedule(1),
-                **policy.optimizer_kwargs,
-            )
+        super().reset_optimizers()
         if self.ent_coef_optimizer is not None:
             self.ent_coef_optimizer = torch.optim.Adam([self.log_ent_coef], lr=self.lr_schedule(1))
-
-    def learn_task(self, steps: int, callback: BaseCallback | None = None) -> None:
-        """Train the current task for ``steps`` env steps."""
-        self.learn(steps, callback=callback, reset_num_timesteps=False, log_interval=10)
-
-    def task_data(self) -> TaskData:
-        """What the finished task leaves to strategies."""
-        return TaskData(self.current_task, buffer=self.replay_buffer, env=self.env)
-
-    @property
-    def task_steps(self) -> int:
-        return self.num_timesteps - self._task_start_step
-
-    # -- acting ---------------------------------------------------------------------------
-    def _sample_action(
-        self, learning_starts: int, action_noise: Any = None, n_envs: int = 1
-    ) -> tuple[np.ndarray, np.ndarray]:
-        warm_up = self.task_steps < self.random_steps
-        return super()._sample_action(
-            self.num_timesteps + 1 if warm_up else 0, action_noise, n_envs
-        )
-
-    def act(self, observations: np.ndarray, deterministic: bool) -> np.ndarray:
-        """Actions for a batch of observations (used by the evaluator)."""
-        actions, _ = self.predict(observations, deterministic=deterministic)
-        return actions
 
     # -- parameters -----------------------------------------------------------------------
     def policy_distribution(self) -> torch.nn.Module:
         """obs -> (mean, log-std) of the Gaussian actor: what EWC and MAS differentiate."""
         return _ActorDistribution(self.actor)
-
-    def parameter_groups(self) -> dict[str, list[torch.nn.Parameter]]:
-        """Named groups a strategy may touch: trunks and heads of the actor and the critic."""
-        critic_nets = self.critic.q_networks
-        return {
-            "actor_trunk": list(self.actor.latent_pi.parameters()),
-            "actor_heads": [*self.actor.mu.parameters(), *self.actor.log_std.parameters()],
-            "critic_trunk": [p for q in critic_nets for p in q[0].parameters()],
-            "critic_heads": [p for q in critic_nets for p in q[1].parameters()],
-        }
 
     # -- the update -----------------------------------------------------------------------
     def _alpha(self, tasks: torch.Tensor) -> torch.Tensor:
@@ -310,34 +210,7 @@ class ContinualSAC(SAC):
             self._update_target()
         return out
 
-    @torch.no_grad()
-    def _update_target(self) -> None:
-        """Polyak averaging of the target critic, as a few multi-tensor kernels."""
-        targets = list(self.critic_target.parameters())
-        sources = list(self.critic.parameters())
-        if len(targets) != len(sources):
-            raise RuntimeError("critic and target critic no longer have matching parameters")
-        torch._foreach_lerp_(targets, sources, self.tau)
-        if self.batch_norm_stats:
-            polyak_update(self.batch_norm_stats, self.batch_norm_stats_target, 1.0)
-
-    def train(self, gradient_steps: int, batch_size: int = 64) -> None:
-        if self.task_steps < self.update_after or self.replay_buffer.size() < batch_size:
-            return
-        self.policy.set_training_mode(True)
-        for _ in range(gradient_steps):
-            out = self.update(self.replay_buffer.sample(batch_size, env=self._vec_normalize_env))
-            if self._n_updates % self.log_every_updates == 0:
-                self._record(out)
-        self.policy.set_training_mode(False)
-
-    def _record(self, out: dict[str, torch.Tensor]) -> None:
-        self.logger.record("train/critic_loss", out["critic_loss"].item())
-        self.logger.record("train/actor_loss", out["actor_loss"].item())
-        if "penalty" in out:
-            self.logger.record("train/penalty", out["penalty"].item())
+    def _record_extra(self, out: dict[str, torch.Tensor]) -> None:
         name = self.task_names[self.current_task]
         alpha = self._alpha(torch.tensor([self.current_task], device=self.device))
         self.logger.record(f"train/alpha/{name}", float(alpha.reshape(-1)[0]))
-        self.logger.record("train/n_updates", self._n_updates)
-        self.logger.dump(self.num_timesteps)

@@ -6,6 +6,7 @@ settings live under its own name (``ewc.coef=...``) and are validated by that st
 
 from __future__ import annotations
 
+import inspect
 import re
 from importlib import resources
 from pathlib import Path
@@ -16,10 +17,12 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    NonNegativeFloat,
     NonNegativeInt,
     PositiveFloat,
     PositiveInt,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -32,16 +35,40 @@ class _Strict(BaseModel):
 
 
 class AgentConfig(_Strict):
-    """ContinualSAC settings. Defaults: Continual World's SAC (Wolczyk et al. 2021)."""
+    """Learner settings. Keys marked "sac only" or "td3 only" belong to that learner; the others
+    are shared by ContinualSAC and ContinualTD3 with one default: Continual World's SAC
+    (Wolczyk et al. 2021). TD3's own keys default to Fujimoto et al. 2018.
 
-    name: str = Field("sac", description="learner: a registered agent name")
+    Setting a key that the chosen agent does not take is an error (a value equal to the default
+    is accepted, so presets that spell out SAC defaults and saved configs that list every key
+    load for any agent). The learner receives only the keys its ``__init__`` takes.
+    """
+
+    name: str = Field("sac", description="learner: a registered agent name (sac, td3)")
     learning_rate: PositiveFloat = Field(1e-3, description="Adam learning rate")
     buffer_size: PositiveInt = Field(1_000_000, description="replay buffer capacity")
     batch_size: PositiveInt = Field(128, description="minibatch size")
     tau: float = Field(0.005, gt=0, le=1, description="target network polyak rate")
     gamma: float = Field(0.99, ge=0, le=1, description="discount")
     ent_coef: Literal["auto"] | PositiveFloat = Field(
-        "auto", description="entropy coefficient, or 'auto' for a tuned log-alpha per task"
+        "auto",
+        description="sac only: entropy coefficient, or 'auto' for a tuned log-alpha per task",
+    )
+    policy_delay: PositiveInt = Field(
+        2,
+        description="td3 only: critic updates per actor and target update "
+        "(Fujimoto et al. 2018: 2)",
+    )
+    target_policy_noise: NonNegativeFloat = Field(
+        0.2, description="td3 only: std of the target policy smoothing noise (Fujimoto: 0.2)"
+    )
+    target_noise_clip: NonNegativeFloat = Field(
+        0.5, description="td3 only: clip of the target policy smoothing noise (Fujimoto: 0.5)"
+    )
+    action_noise: NonNegativeFloat = Field(
+        0.1,
+        description="td3 only: std of the Gaussian exploration noise, actions in [-1, 1] "
+        "(Fujimoto: 0.1)",
     )
     train_freq: PositiveInt = Field(50, description="env steps between update rounds")
     gradient_steps: PositiveInt = Field(50, description="gradient steps per update round")
@@ -55,6 +82,53 @@ class AgentConfig(_Strict):
     reset_buffer: bool = Field(True, description="empty the replay buffer at each task start")
     reset_optimizer: bool = Field(True, description="fresh optimizer state at each task start")
     log_every_updates: PositiveInt = Field(200, description="training-loss logging interval")
+
+    @staticmethod
+    def keys_taken_by(learner: type) -> set[str] | None:
+        """The agent keys (less ``name``) that ``learner.__init__`` takes; None if it takes any
+        keyword (``**kwargs``)."""
+        params = inspect.signature(learner).parameters
+        if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+            return None
+        return {k for k in AgentConfig.model_fields if k in params and k != "name"}
+
+    def settings_for(self, learner: type) -> dict[str, Any]:
+        """The settings to pass to ``learner``: the keys it takes."""
+        keys = self.keys_taken_by(learner)
+        settings = self.model_dump(exclude={"name"})
+        return settings if keys is None else {k: v for k, v in settings.items() if k in keys}
+
+    @field_validator("name")
+    @classmethod
+    def _registered(cls, value: str) -> str:
+        agents = _agents()
+        if value not in agents:
+            raise ValueError(f"unknown agent; known: {', '.join(agents)}")
+        return value
+
+    @field_validator("*")
+    @classmethod
+    def _taken_by_the_agent(cls, value: Any, info: ValidationInfo) -> Any:
+        key, agent = info.field_name, info.data.get("name", "sac")
+        if key == "name" or value == cls.model_fields[key].default:
+            return value
+        agents = _agents()
+        if agent not in agents:
+            return value
+        keys = cls.keys_taken_by(agents.get(agent))
+        if keys is not None and key not in keys:
+            users = [a for a in agents if key in (cls.keys_taken_by(agents.get(a)) or {key})]
+            where = f"set it only with agent {' or '.join(users)}" if users else "remove it"
+            raise ValueError(f"not used by agent '{agent}'; {where}")
+        return value
+
+
+def _agents() -> Any:
+    """The learner registry, with the built-in learners registered (they import torch)."""
+    import robotcl.agents  # noqa: F401
+    from robotcl.registry import AGENTS
+
+    return AGENTS
 
 
 class EvalConfig(_Strict):

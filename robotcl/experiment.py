@@ -45,9 +45,11 @@ def build_strategy(config: ExperimentConfig) -> Strategy:
 
 
 def build_learner(config: ExperimentConfig, suite: Suite) -> Any:
-    """A fresh learner for ``suite`` from the agent settings."""
+    """A fresh learner for ``suite`` from the agent settings it takes (its ``__init__``'s
+    parameters: SAC gets no TD3 key and TD3 no ``ent_coef``; the config refuses such a key set
+    for the wrong agent before anything is written)."""
     cls = AGENTS.get(config.agent.name)
-    settings = config.agent.model_dump(exclude={"name"})
+    settings = config.agent.settings_for(cls)
     env = cls.wrap_env(suite.make_env(0))
     return cls(
         env=env,

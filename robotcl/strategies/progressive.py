@@ -322,6 +322,8 @@ def _slots(learner: Any, groups: list[str]) -> list[tuple[str, tuple[nn.Module, 
         if ids != [id(p) for p in available[group]]:
             raise ValueError(f"progressive: cannot locate the modules of group {group}")
         slots += found
+        if group == "actor_trunk" and hasattr(learner, "actor_target"):  # TD3's target actor
+            slots.append(("actor_target", (learner.actor_target, "latent_pi"), "actor"))
         if group == "critic_trunk" and hasattr(learner, "critic_target"):
             slots += [
                 (f"critic_target.{i}", (q, 0), f"critic.{i}")

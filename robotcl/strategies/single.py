@@ -46,8 +46,10 @@ class Single(Strategy):
             return  # the learner is fresh already
         learner = self.learner
         reinitialise(networks(learner), self.task_seed(task_id))
-        if hasattr(learner, "critic_target"):  # SAC: the target starts as a copy of the critic
+        if hasattr(learner, "critic_target"):  # SAC, TD3: targets start as copies
             learner.critic_target.load_state_dict(learner.critic.state_dict())
+        if hasattr(learner, "actor_target"):
+            learner.actor_target.load_state_dict(learner.actor.state_dict())
         if getattr(learner, "log_ent_coef", None) is not None:  # ContinualSAC's log-alphas
             with torch.no_grad():
                 learner.log_ent_coef.fill_(initial_log_alpha(learner.ent_coef))

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import inspect
+import re
 
 import pytest
 
 from robotcl.agents.sac import ContinualSAC
+from robotcl.agents.td3 import ContinualTD3
 from robotcl.config import AgentConfig, load_config, preset_names
 from robotcl.errors import UserInputError
 
@@ -72,11 +74,17 @@ def test_steps_must_fill_whole_update_rounds():
 
 
 def test_agent_config_defaults_match_the_learner():
-    """The config's documented defaults are the ones ContinualSAC uses when built directly."""
-    params = inspect.signature(ContinualSAC.__init__).parameters
+    """Every agent key is taken by a learner, with the config's documented default as that
+    learner's own default when built directly; "sac only" / "td3 only" keys by that one alone."""
+    learners = {"sac": ContinualSAC, "td3": ContinualTD3}
+    params = {name: inspect.signature(cls.__init__).parameters for name, cls in learners.items()}
     for name, field in AgentConfig.model_fields.items():
         if name == "name":
             continue
-        default = params[name].default
-        default = list(default) if isinstance(default, tuple) else default
-        assert field.default == default, name
+        users = [agent for agent, taken in params.items() if name in taken]
+        marked = re.match(r"(\w+) only:", field.description or "")
+        assert users == ([marked.group(1)] if marked else sorted(learners)), name
+        for agent in users:
+            default = params[agent][name].default
+            default = list(default) if isinstance(default, tuple) else default
+            assert field.default == default, (name, agent)
