@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from robotcl.cli import main
 
 
@@ -12,7 +14,9 @@ def test_list_names_suites_tasks_strategies_and_presets(capsys):
     assert "finetune" in out and "quick" in out and "corl-gap" in out and "sac" in out
 
 
-def test_show_writes_a_contact_sheet_of_the_suite(tmp_path, gl_ok):
+def test_show_writes_a_contact_sheet_of_the_suite(tmp_path, gl_ok, monkeypatch):
+    # show sets MUJOCO_GL=egl when unset; keep that from leaking into later tests' workers
+    monkeypatch.setenv("MUJOCO_GL", os.environ.get("MUJOCO_GL", "egl"))
     out = tmp_path / "sheet.png"
     assert main(["show", "dclaw10", "--order", "c", "--out", str(out)]) == 0
     from matplotlib.image import imread

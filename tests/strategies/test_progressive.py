@@ -228,13 +228,13 @@ def trunks(learner) -> list[ProgressiveTrunk]:
 def actor_outputs(learner) -> list[torch.Tensor]:
     """The Gaussian's mean and log-std on fixed observations of each task, acting on it."""
     dim, n = int(learner.observation_space.shape[0]), learner.num_tasks
-    obs = torch.randn(8, dim, generator=torch.Generator().manual_seed(0))
+    obs = torch.randn(8, dim, generator=torch.Generator().manual_seed(0)).to(learner.device)
     outputs = []
     for task in range(n):
         obs[:, -n:] = 0
         obs[:, dim - n + task] = 1
         with learner.strategy.acting(task), torch.no_grad():
-            outputs += list(learner.policy_distribution()(obs))
+            outputs += [out.cpu() for out in learner.policy_distribution()(obs)]
     return outputs
 
 

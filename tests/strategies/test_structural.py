@@ -243,7 +243,7 @@ class Probe(Strategy):
 
     def sample(self, batch, task_id):
         self.log[("updates", task_id)] += 1
-        self.log[("mix", task_id)] += batch.observations[:, -2:].sum(0)
+        self.log[("mix", task_id)] += batch.observations[:, -2:].sum(0).cpu()
         return batch
 
     def on_task_end(self, task_id, data):
