@@ -20,8 +20,17 @@ from robotcl.report import format_table, read_results
 
 
 def first_step(steps: np.ndarray, values: np.ndarray, threshold: float = 0.8) -> str:
+    """First evaluation step with success >= threshold."""
     hits = np.nonzero(values >= threshold)[0]
     return str(int(steps[hits[0]])) if len(hits) else "never"
+
+
+def stable_step(steps: np.ndarray, values: np.ndarray, threshold: float = 0.8) -> str:
+    """First evaluation step from which success stays >= threshold to the end."""
+    below = np.nonzero(values < threshold)[0]
+    if not len(below):
+        return str(int(steps[0]))
+    return "never" if below[-1] == len(values) - 1 else str(int(steps[below[-1] + 1]))
 
 
 def main() -> None:
@@ -31,7 +40,15 @@ def main() -> None:
     args = parser.parse_args()
     runs = [read_results(r) for r in args.runs]
     rows = [
-        ["task", "mode", "return at 0", "first step success>=0.8", "final success", "final return"]
+        [
+            "task",
+            "mode",
+            "return at 0",
+            "first success>=0.8",
+            "stays >=0.8 from",
+            "final success",
+            "final return",
+        ]
     ]
     fig = Figure(figsize=(10, 3.4))
     FigureCanvasAgg(fig)
@@ -42,15 +59,18 @@ def main() -> None:
         for mode in ("deterministic", "stochastic"):
             success = np.asarray(run["curves"][mode]["success"])[:, 0]
             ret = np.asarray(run["curves"][mode]["return"])[:, 0]
-            rows.append(
-                [
-                    task,
-                    mode,
-                    f"{ret[0]:.0f}",
-                    first_step(steps, success),
-                    f"{success[-1]:.1f}",
-                    f"{ret[-1]:.0f}",
-                ]
+            (
+                rows.append(
+                    [
+                        task,
+                        mode,
+                        f"{ret[0]:.0f}",
+                        first_step(steps, success),
+                        stable_step(steps, success),
+                        f"{success[-1]:.1f}",
+                        f"{ret[-1]:.0f}",
+                    ]
+                ),
             )
             style = "-" if mode == "deterministic" else ":"
             ax_ret.plot(steps, ret, style, label=f"{task} {mode}")

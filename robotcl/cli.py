@@ -110,7 +110,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     source = items.pop(0) if items and "=" not in items[0] else None
     root = compare(source, items)
     print((root / "comparison.txt").read_text(), end="")
-    print(f"comparison: {root}  (final_success.png, curves.png)")
+    print(f"comparison: {root}  (final_success.png, curves.png, return_curves.png)")
     print(f"tensorboard --logdir {root}")
     return 0
 

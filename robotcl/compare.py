@@ -4,7 +4,8 @@ Runs go to worker processes (default: one per GPU, or one on CPU; ``workers=0`` 
 process). A run that fails is reported with its error; the others' results are kept. The grid
 ends with one comparison: a table of ACC, BWT, forgetting and FWT with bootstrap intervals over
 seeds, and figures (final success per task per strategy; success on every task along the whole
-sequence, as in Continual World's figures) written as PNG and into TensorBoard.
+sequence, as in Continual World's figures; the same for return, which moves before success does
+in short runs) written as PNG and into TensorBoard.
 """
 
 from __future__ import annotations
@@ -114,7 +115,8 @@ def compare(source: str | None, overrides: list[str]) -> Path:
     grid, rest = parse_grid(overrides, preset.pop("compare", None))
     base = validate_config(apply_overrides(preset, list(rest)))
     configs: list[tuple[GridRun, dict[str, Any]]] = []
-    root = Path(base.runs_dir) / base.name / f"compare-{time.strftime('%Y%m%d-%H%M%S')}"
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    root = (Path(base.runs_dir) / base.name / f"compare-{stamp}").absolute()  # cwd-independent
     devices = _devices(base, len(grid["strategies"]) * grid["seeds"])
     for strategy in grid["strategies"]:
         names = strategy if isinstance(strategy, list) else [strategy]
@@ -223,7 +225,7 @@ def final_success_figure(cells: list[GridRun]) -> Figure | None:
 
 
 def mean_curves(cells: list[GridRun]) -> tuple[list[dict[str, Any]], list[str]]:
-    """One pseudo-run per strategy whose curves are the mean over its seeds."""
+    """One pseudo-run per strategy whose success and return curves are means over its seeds."""
     grouped: dict[str, list[dict]] = {}
     for cell in cells:
         results = _load(cell)
@@ -233,12 +235,16 @@ def mean_curves(cells: list[GridRun]) -> tuple[list[dict[str, Any]], list[str]]:
     for label, group in grouped.items():
         mode = group[0]["metric_mode"]
         length = min(len(r["curves"]["steps"]) for r in group)
-        mean = np.mean([np.asarray(r["curves"][mode]["success"])[:length] for r in group], axis=0)
+        means = {
+            metric: np.mean([np.asarray(r["curves"][mode][metric])[:length] for r in group], 0)
+            for metric in ("success", "return")
+        }
+        steps = group[0]["curves"]["steps"][:length]
         runs.append(
             {
                 "tasks": group[0]["tasks"],
                 "bounds": group[0]["bounds"],
-                "curves": {"steps": group[0]["curves"]["steps"][:length], mode: {"success": mean}},
+                "curves": {"steps": steps, mode: means},
                 "metric_mode": mode,
             }
         )
@@ -265,8 +271,9 @@ def write_comparison(root: Path, cells: list[GridRun]) -> str:
     runs, labels = mean_curves(cells)
     if runs:
         mode = runs[0]["metric_mode"]
-        fig = curves_figure(runs, labels, metric="success", mode=mode)
-        fig.savefig(root / "curves.png", dpi=110)
-        writer.add_figure("compare/success_curves", fig)
+        for metric, name in (("success", "curves.png"), ("return", "return_curves.png")):
+            fig = curves_figure(runs, labels, metric=metric, mode=mode)
+            fig.savefig(root / name, dpi=110)
+            writer.add_figure(f"compare/{metric}_curves", fig)
     writer.close()
     return text

@@ -32,6 +32,7 @@ def test_grid_compares_strategies_and_reports_a_failed_run(tiny, tmp_path, capsy
     assert (root / "finetune-s1" / "results.json").is_file()
     assert (root / "mas-s0" / "error.txt").read_text().startswith("Traceback")
     assert (root / "final_success.png").stat().st_size > 0 and (root / "curves.png").is_file()
+    assert (root / "return_curves.png").is_file()
     assert "failed runs" in out and "mas seed 0" in out
     assert list((root / "tb").glob("events.out.tfevents.*"))
 
