@@ -20,15 +20,21 @@ EXAMPLES = """examples:
 
 
 def _config_help() -> str:
+    import robotcl.strategies  # noqa: F401  (registers the built-in strategies)
     from robotcl.config import describe
+    from robotcl.registry import STRATEGIES
 
     rows = describe()
+    for name in STRATEGIES:
+        rows += describe(STRATEGIES.get(name).Settings, prefix=f"{name}.")
     width = max(len(k) for k, _, _ in rows)
     lines = [f"  {k.ljust(width)}  {d}  (default {v})" for k, v, d in rows]
-    return "config keys (set as key=value):\n" + "\n".join(lines)
+    return "config keys (set as key=value; a strategy's keys apply when it is used):\n" + "\n".join(
+        lines
+    )
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(with_config_help: bool = True) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="robotcl",
         description="Lifelong reinforcement learning for robot manipulation.",
@@ -40,7 +46,7 @@ def _parser() -> argparse.ArgumentParser:
         "run",
         help="run a preset or a YAML config through its suite",
         description="Run PRESET (default: quick) or config.yaml, with key=value overrides.",
-        epilog=_config_help(),
+        epilog=_config_help() if with_config_help else None,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         add_help=True,
     )
@@ -174,7 +180,9 @@ COMMANDS = {
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    wants_help = any(a in ("-h", "--help") for a in argv)  # the key list imports every strategy
+    args = _parser(with_config_help=wants_help).parse_args(argv)
     try:
         return COMMANDS[args.command](args)
     except UserInputError as exc:

@@ -37,3 +37,14 @@ def test_dry_run_prints_the_resolved_config_and_writes_nothing(tmp_path, capsys)
     out = capsys.readouterr().out
     assert "seed: 7" in out and "steps_per_task: 80000" in out and "ent_coef: 0.2" in out
     assert not runs.exists()
+
+
+def test_run_help_lists_every_key_with_its_default_including_strategies(capsys):
+    import pytest
+
+    with pytest.raises(SystemExit) as done:
+        main(["run", "--help"])
+    assert done.value.code == 0
+    out = capsys.readouterr().out
+    assert "agent.batch_size" in out and "(default 128)" in out
+    assert "ewc.coef" in out and "packnet.retrain_steps" in out
