@@ -159,8 +159,9 @@ class MultiHeadCritic(ContinuousCritic):
         return q[1](q[0](torch.cat([features, actions], dim=1)), task_index(obs, self.num_tasks))
 
 
-class MultiHeadSACPolicy(SACPolicy):
-    """SB3 SAC policy built from :class:`MultiHeadActor` and :class:`MultiHeadCritic`."""
+class _MultiHeadPolicy:
+    """What the multi-head SB3 policies share: the task count and LayerNorm switch, kept for
+    saving, and the features extractor that strips the one-hot."""
 
     def __init__(
         self,
@@ -181,6 +182,10 @@ class MultiHeadSACPolicy(SACPolicy):
         data = super()._get_constructor_parameters()
         data.update(num_tasks=self.num_tasks, layer_norm=self.layer_norm)
         return data
+
+
+class MultiHeadSACPolicy(_MultiHeadPolicy, SACPolicy):
+    """SB3 SAC policy built from :class:`MultiHeadActor` and :class:`MultiHeadCritic`."""
 
     def make_actor(self, features_extractor: BaseFeaturesExtractor | None = None) -> Actor:
         kwargs = self._update_features_extractor(self.actor_kwargs, features_extractor)
@@ -225,29 +230,9 @@ class MultiHeadTD3Actor(DeterministicActor):
         return torch.tanh(self.pre_tanh(obs))
 
 
-class MultiHeadTD3Policy(TD3Policy):
+class MultiHeadTD3Policy(_MultiHeadPolicy, TD3Policy):
     """SB3 TD3 policy built from :class:`MultiHeadTD3Actor` and :class:`MultiHeadCritic`
     (the target actor and target critic are copies made the same way)."""
-
-    def __init__(
-        self,
-        observation_space: spaces.Box,
-        action_space: spaces.Box,
-        lr_schedule: Any,
-        *args: Any,
-        num_tasks: int = 1,
-        layer_norm: bool = False,
-        **kwargs: Any,
-    ) -> None:
-        self.num_tasks, self.layer_norm = num_tasks, layer_norm
-        kwargs.setdefault("features_extractor_class", StateExtractor)
-        kwargs.setdefault("features_extractor_kwargs", {"num_tasks": num_tasks})
-        super().__init__(observation_space, action_space, lr_schedule, *args, **kwargs)
-
-    def _get_constructor_parameters(self) -> dict[str, Any]:
-        data = super()._get_constructor_parameters()
-        data.update(num_tasks=self.num_tasks, layer_norm=self.layer_norm)
-        return data
 
     def make_actor(
         self, features_extractor: BaseFeaturesExtractor | None = None
