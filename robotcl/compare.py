@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import os
 import time
 import traceback
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -139,6 +140,9 @@ def compare(source: str | None, overrides: list[str]) -> Path:
             configs.append((cell, validate_config(data).model_dump()))  # all checked up front
     root.mkdir(parents=True, exist_ok=False)
     workers = _default_workers() if grid["workers"] is None else grid["workers"]
+    if workers > 1 and base.torch_threads is None:  # share the cores instead of oversubscribing
+        for _, data in configs:
+            data["torch_threads"] = max(1, (os.cpu_count() or 1) // workers)
     bar = tqdm(total=len(configs), unit="run", desc=f"grid of {len(configs)}", dynamic_ncols=True)
     if workers == 0:
         for cell, data in configs:
