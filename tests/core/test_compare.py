@@ -50,3 +50,19 @@ def test_bad_strategy_in_grid_stops_before_anything_runs(tiny, tmp_path, capsys)
     assert main(["compare", "quick", *tiny, "strategies=[finetune,nope]"]) == 2
     assert "strategy 'nope'" in capsys.readouterr().err
     assert not (tmp_path / "runs").exists()
+
+
+def test_runs_spread_over_every_gpu_and_workers_default_to_one_per_gpu(monkeypatch):
+    import torch
+
+    from robotcl import compare
+    from robotcl.config import load_config
+
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 3)
+    auto = load_config("quick")
+    assert compare._devices(auto, 5) == ["cuda:0", "cuda:1", "cuda:2", "cuda:0", "cuda:1"]
+    assert compare._default_workers() == 3
+    cpu = load_config("quick", ["device=cpu"])
+    assert compare._devices(cpu, 2) == ["cpu", "cpu"]  # an explicit device is kept
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
+    assert compare._default_workers() == 1 and compare._devices(auto, 2) == ["auto", "auto"]
