@@ -53,8 +53,8 @@ def main() -> None:
     fig = Figure(figsize=(10, 3.4))
     FigureCanvasAgg(fig)
     ax_ret, ax_suc = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
-    for run in runs:
-        task = run["tasks"][0]
+    for k, run in enumerate(runs):
+        task = f"{run['tasks'][0]} s{run.get('seed', 0)}"
         steps = np.asarray(run["curves"]["steps"])
         for mode in ("deterministic", "stochastic"):
             success = np.asarray(run["curves"][mode]["success"])[:, 0]
@@ -73,8 +73,8 @@ def main() -> None:
                 ),
             )
             style = "-" if mode == "deterministic" else ":"
-            ax_ret.plot(steps, ret, style, label=f"{task} {mode}")
-            ax_suc.plot(steps, success, style, label=f"{task} {mode}")
+            ax_ret.plot(steps, ret, style, color=f"C{k}", label=f"{task} {mode}")
+            ax_suc.plot(steps, success, style, color=f"C{k}", label=f"{task} {mode}")
     ax_ret.set_ylabel("episode return")
     ax_suc.set_ylabel("success")
     for ax in (ax_ret, ax_suc):
