@@ -161,7 +161,10 @@ class MultiHeadCritic(ContinuousCritic):
 
 class _MultiHeadPolicy:
     """What the multi-head SB3 policies share: the task count and LayerNorm switch, kept for
-    saving, and the features extractor that strips the one-hot."""
+    saving, the features extractor that strips the one-hot, and how actor (``actor_class``) and
+    critic are made."""
+
+    actor_class: type[nn.Module]
 
     def __init__(
         self,
@@ -183,23 +186,23 @@ class _MultiHeadPolicy:
         data.update(num_tasks=self.num_tasks, layer_norm=self.layer_norm)
         return data
 
-
-class MultiHeadSACPolicy(_MultiHeadPolicy, SACPolicy):
-    """SB3 SAC policy built from :class:`MultiHeadActor` and :class:`MultiHeadCritic`."""
-
-    def make_actor(self, features_extractor: BaseFeaturesExtractor | None = None) -> Actor:
+    def make_actor(self, features_extractor: BaseFeaturesExtractor | None = None) -> nn.Module:
         kwargs = self._update_features_extractor(self.actor_kwargs, features_extractor)
-        return MultiHeadActor(**kwargs, num_tasks=self.num_tasks, layer_norm=self.layer_norm).to(
-            self.device
-        )
+        actor = self.actor_class(**kwargs, num_tasks=self.num_tasks, layer_norm=self.layer_norm)
+        return actor.to(self.device)
 
     def make_critic(
         self, features_extractor: BaseFeaturesExtractor | None = None
     ) -> ContinuousCritic:
         kwargs = self._update_features_extractor(self.critic_kwargs, features_extractor)
-        return MultiHeadCritic(**kwargs, num_tasks=self.num_tasks, layer_norm=self.layer_norm).to(
-            self.device
-        )
+        critic = MultiHeadCritic(**kwargs, num_tasks=self.num_tasks, layer_norm=self.layer_norm)
+        return critic.to(self.device)
+
+
+class MultiHeadSACPolicy(_MultiHeadPolicy, SACPolicy):
+    """SB3 SAC policy built from :class:`MultiHeadActor` and :class:`MultiHeadCritic`."""
+
+    actor_class = MultiHeadActor
 
 
 class MultiHeadTD3Actor(DeterministicActor):
@@ -234,18 +237,4 @@ class MultiHeadTD3Policy(_MultiHeadPolicy, TD3Policy):
     """SB3 TD3 policy built from :class:`MultiHeadTD3Actor` and :class:`MultiHeadCritic`
     (the target actor and target critic are copies made the same way)."""
 
-    def make_actor(
-        self, features_extractor: BaseFeaturesExtractor | None = None
-    ) -> DeterministicActor:
-        kwargs = self._update_features_extractor(self.actor_kwargs, features_extractor)
-        return MultiHeadTD3Actor(**kwargs, num_tasks=self.num_tasks, layer_norm=self.layer_norm).to(
-            self.device
-        )
-
-    def make_critic(
-        self, features_extractor: BaseFeaturesExtractor | None = None
-    ) -> ContinuousCritic:
-        kwargs = self._update_features_extractor(self.critic_kwargs, features_extractor)
-        return MultiHeadCritic(**kwargs, num_tasks=self.num_tasks, layer_norm=self.layer_norm).to(
-            self.device
-        )
+    actor_class = MultiHeadTD3Actor
