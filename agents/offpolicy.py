@@ -32,6 +32,7 @@ from stable_baselines3.common.utils import get_device, polyak_update
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 from robotcl.agents.networks import ACTIVATIONS
+from robotcl.errors import TrainingDiverged
 from robotcl.strategies.base import Strategy, TaskData
 
 
@@ -47,6 +48,9 @@ def frozen(module: torch.nn.Module) -> Iterator[None]:
         for p, flag in zip(module.parameters(), flags, strict=True):
             p.requires_grad_(flag)
 
+
+#: the losses of an update that must stay finite
+_CHECKED = ("critic_loss", "actor_loss", "penalty")
 
 # (source, target) attribute names of SB3's batch-norm running statistics: SAC, then TD3
 _BATCH_NORM_STATS = (
@@ -233,6 +237,18 @@ class ContinualOffPolicy:
             if self._n_updates % self.log_every_updates == 0:
                 self._record(out)
         self.policy.set_training_mode(False)
+        self.check_finite(out)
+
+    def check_finite(self, out: dict[str, torch.Tensor]) -> None:
+        """Stop the run (:class:`~robotcl.errors.TrainingDiverged`) when the last update's
+        losses or any network parameter are NaN or infinite (one host sync per round)."""
+        losses = {k: out[k].detach().reshape(()) for k in _CHECKED if k in out}
+        params = [p.detach() for p in self.policy.parameters()]
+        norms = torch.stack([*losses.values(), *torch._foreach_norm(params)])
+        if bool(torch.isfinite(norms).all()):
+            return
+        bad = [f"{k}={v.item()}" for k, v in losses.items() if not torch.isfinite(v)]
+        raise TrainingDiverged(self.num_timesteps, ", ".join(bad) or "a network parameter")
 
     def _record(self, out: dict[str, torch.Tensor]) -> None:
         logger = self.logger

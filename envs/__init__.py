@@ -1,5 +1,8 @@
 """Environments of robotcl; importing this registers the gymnasium ids ``robotcl/...``."""
 
+import warnings
+
+import mujoco
 from gymnasium.envs.registration import register, registry
 
 from .dclaw import DCLAW_VALVES
@@ -26,6 +29,23 @@ def register_envs() -> None:
         )
 
 
-register_envs()
+def _mujoco_warning(message: str) -> None:
+    warnings.warn(f"MuJoCo: {message.strip()}", RuntimeWarning, stacklevel=2)
 
-__all__ = ["DCLAW_MAX_EPISODE_STEPS", "DCLAW_VALVES", "dclaw_env_id", "register_envs"]
+
+def route_mujoco_warnings() -> None:
+    """Send MuJoCo's warnings to Python's ``warnings`` instead of its default, which appends them
+    to MUJOCO_LOG.TXT in the working directory (a user's, or a read-only one)."""
+    mujoco.set_mju_user_warning(_mujoco_warning)
+
+
+register_envs()
+route_mujoco_warnings()
+
+__all__ = [
+    "DCLAW_MAX_EPISODE_STEPS",
+    "DCLAW_VALVES",
+    "dclaw_env_id",
+    "register_envs",
+    "route_mujoco_warnings",
+]

@@ -43,15 +43,19 @@ def save_checkpoint(folder: Path, task: int, learner: Any, strategy: Any, result
     final = folder / f"task{task:03d}"
     tmp = folder / f".task{task:03d}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    learner.save(tmp / "learner.zip")
-    if not getattr(learner, "reset_buffer", True):
-        learner.save_replay_buffer(tmp / "replay_buffer.pkl")
-    torch.save(
-        {"strategy": strategy.state_dict(), "rng": _rng_state(learner), "task": task},
-        tmp / "state.pt",
-    )
-    (tmp / "results.json").write_text(json.dumps(results))
+    try:
+        tmp.mkdir(parents=True)
+        learner.save(tmp / "learner.zip")
+        if not getattr(learner, "reset_buffer", True):
+            learner.save_replay_buffer(tmp / "replay_buffer.pkl")
+        torch.save(
+            {"strategy": strategy.state_dict(), "rng": _rng_state(learner), "task": task},
+            tmp / "state.pt",
+        )
+        (tmp / "results.json").write_text(json.dumps(results))
+    except BaseException:  # a full disk, a kill: the earlier checkpoints stay as they were
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     shutil.rmtree(final, ignore_errors=True)
     tmp.rename(final)
     return final

@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 
-from robotcl.errors import UserInputError
+from robotcl.errors import RunStopped, UserInputError
 
 EXAMPLES = """examples:
   robotcl run                                   # the 'quick' preset
@@ -59,10 +59,14 @@ def _parser(with_config_help: bool = True) -> argparse.ArgumentParser:
         "compare",
         help="grid of strategies x seeds on one suite, then one comparison",
         description="Run PRESET for every strategy and seed, then compare them. Grid keys: "
-        "strategies=[a,b,[c,d]] (a list inside composes), seeds=N, workers=K (default: one per "
-        "GPU, or one on CPU; 0 runs in this process). Other key=value items override the preset.",
+        "strategies=[a,b,[c,d]] (a list inside composes), seeds=N (0..N-1) or seeds=[3,4], "
+        "workers=K (default: one per GPU, or one on CPU; 0 runs in this process). Other "
+        "key=value items override the preset. Ctrl-C, SIGTERM or SIGHUP stop every run (each "
+        "keeps its last checkpoint); --resume GRID_DIR continues them, and with seeds= or "
+        "strategies= adds runs to the grid. robotcl report GRID_DIR ... combines grids.",
     )
     cmp_.add_argument("items", nargs="*", metavar="PRESET|config.yaml|key=value")
+    cmp_.add_argument("--resume", metavar="GRID_DIR", help="continue or extend a grid")
     sub.add_parser("list", help="suites, tasks, strategies, agents and presets")
     rep = sub.add_parser("report", help="metrics table of one or more runs")
     rep.add_argument("runs", nargs="+", metavar="RUN_DIR")
@@ -78,29 +82,47 @@ def _parser(with_config_help: bool = True) -> argparse.ArgumentParser:
     return parser
 
 
+def _warn(message: str) -> None:
+    print(f"robotcl: warning: {message}", file=sys.stderr)
+
+
+def _announce(path: object) -> None:
+    print(f"run directory: {path}", file=sys.stderr, flush=True)
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
-    from robotcl.config import load_config
+    from robotcl.config import load_config, unused_settings
 
     if args.resume:
         if args.items:
             raise UserInputError("run --resume", "takes no preset or overrides", "only RUN_DIR")
         from robotcl.experiment import resume
 
-        run_dir, results = resume(args.resume)
+        run_dir, results = resume(args.resume, announce=_announce)
     else:
         source = None
         overrides = list(args.items)
         if overrides and "=" not in overrides[0]:
             source = overrides.pop(0)
         config = load_config(source, overrides)
+        unused = unused_settings(config)
+        if unused:
+            _warn(
+                f"settings of strategies not in strategy={config.strategy} are ignored: "
+                + ", ".join(f"{k}.*" for k in unused)
+            )
+        from robotcl.experiment import Experiment, run
+
         if args.dry_run:
             import yaml
 
+            from robotcl.outputs import RunDirectory
+
+            Experiment(config).prepare()  # refuses what a real run refuses
+            RunDirectory.check(config)
             print(yaml.safe_dump(config.model_dump(), sort_keys=False), end="")
             return 0
-        from robotcl.experiment import run
-
-        run_dir, results = run(config)
+        run_dir, results = run(config, announce=_announce)
     from robotcl.report import report
 
     print(f"run directory: {run_dir.path}")
@@ -110,14 +132,29 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from robotcl.compare import compare
+    from robotcl.compare import GridStopped, compare
 
     items = list(args.items)
     source = items.pop(0) if items and "=" not in items[0] else None
-    root = compare(source, items)
+    if args.resume and source:
+        raise UserInputError("compare --resume", f"takes no preset ('{source}')", "only GRID_DIR")
+    try:
+        root, failed = compare(source, items, resume_root=args.resume)
+    except GridStopped as stop:
+        lines = [f"  {c.label} seed {c.seed}: {c.run_dir}" for c in stop.stopped]
+        print("robotcl: stopped runs (each keeps its last checkpoint):", file=sys.stderr)
+        print("\n".join(lines), file=sys.stderr)
+        print(
+            f"robotcl: interrupted; continue with: robotcl compare --resume {stop.root}",
+            file=sys.stderr,
+        )
+        return 130
     print((root / "comparison.txt").read_text(), end="")
     print(f"comparison: {root}  (final_success.png, curves.png, return_curves.png)")
     print(f"tensorboard --logdir {root}")
+    if failed:
+        print(f"robotcl: error: compare: {failed} run(s) failed (listed above)", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -146,16 +183,54 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def check_figure_path(out: str, where: str = "--out") -> None:
+    """Refuse, before any work, a figure path whose format matplotlib cannot write or whose
+    folder is missing or read-only."""
+    from pathlib import Path
+
+    from matplotlib.figure import Figure
+
+    from robotcl.outputs import check_writable
+
+    path = Path(out)
+    formats = sorted(Figure().canvas.get_supported_filetypes())
+    if path.suffix.lstrip(".").lower() not in formats:
+        raise UserInputError(
+            f"{where} '{out}'",
+            "unknown figure format",
+            f"end it with one of .{', .'.join(formats)}",
+        )
+    folder = path.absolute().parent
+    if not folder.is_dir():
+        raise UserInputError(f"{where} '{out}'", f"folder '{folder}' does not exist")
+    check_writable(folder, where)
+
+
+def _saving(out: str, save: object) -> int:
+    """Run ``save()`` (which writes ``out``); an OS refusal becomes one line."""
+    from pathlib import Path
+
+    from robotcl.outputs import output_error
+
+    try:
+        print(save())  # type: ignore[operator]
+    except OSError as exc:
+        raise output_error("--out", Path(out), exc) from None
+    return 0
+
+
 def _cmd_plot(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from robotcl.plots import save_curves
     from robotcl.report import read_results
 
+    check_figure_path(args.out)
     runs = [read_results(d) for d in args.runs]
     labels = [Path(d).name for d in args.runs]
-    print(save_curves(runs, labels, args.out, metric=args.metric, mode=args.mode))
-    return 0
+    return _saving(
+        args.out, lambda: save_curves(runs, labels, args.out, metric=args.metric, mode=args.mode)
+    )
 
 
 def _cmd_show(args: argparse.Namespace) -> int:
@@ -165,8 +240,8 @@ def _cmd_show(args: argparse.Namespace) -> int:
 
     suite = make_suite(args.suite, args.order)
     out = args.out or f"{suite.name}.png"
-    print(suite_contact_sheet(suite, out))
-    return 0
+    check_figure_path(out)
+    return _saving(out, lambda: suite_contact_sheet(suite, out))
 
 
 COMMANDS = {
@@ -182,14 +257,26 @@ COMMANDS = {
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     wants_help = any(a in ("-h", "--help") for a in argv)  # the key list imports every strategy
-    args = _parser(with_config_help=wants_help).parse_args(argv)
+    parser = _parser(with_config_help=wants_help)
+    args, extra = parser.parse_known_args(argv)
+    # options and key=value items in any order: "run quick --dry-run tasks=[T0]"
+    if extra and (not hasattr(args, "items") or any(a.startswith("-") for a in extra)):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    if extra:
+        args.items = [*args.items, *extra]
     try:
         return COMMANDS[args.command](args)
     except UserInputError as exc:
         print(f"robotcl: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("robotcl: interrupted; continue with: robotcl run --resume RUN_DIR", file=sys.stderr)
+    except RunStopped as exc:
+        where = f"; the last checkpoint is kept: robotcl run --resume {exc.run_dir}"
+        print(f"robotcl: stopped: {exc}{where if exc.run_dir else ''}", file=sys.stderr)
+        return 3
+    except KeyboardInterrupt as exc:
+        run_dir = getattr(exc, "run_dir", None)
+        hint = f"; continue with: robotcl run --resume {run_dir}" if run_dir else ""
+        print(f"robotcl: interrupted{hint}", file=sys.stderr)
         return 130
 
 

@@ -10,12 +10,17 @@ in short runs) written as PNG and into TensorBoard.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import multiprocessing
+import multiprocessing.connection as mp_connection
 import os
+import signal
+import sys
+import threading
 import time
 import traceback
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -26,55 +31,104 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from tqdm.auto import tqdm
 
-from robotcl.config import ExperimentConfig, apply_overrides, load_source, validate_config
+from robotcl.config import (
+    ExperimentConfig,
+    load_source,
+    merge_overrides,
+    unused_settings,
+    validate_config,
+)
 from robotcl.errors import UserInputError
 from robotcl.metrics import aggregate
-from robotcl.outputs import atomic_write_text
+from robotcl.outputs import atomic_write_text, check_writable
 from robotcl.plots import curves_figure
 from robotcl.report import COLUMNS, format_table
 
 GRID_KEYS = ("strategies", "seeds", "workers")
+MANIFEST = "grid.json"
 
 
 @dataclass
 class GridRun:
-    """One cell of the grid and how it ended."""
+    """One cell of the grid and how it ended: ``status`` is done, failed, stopped or pending."""
 
     label: str
     seed: int
     run_dir: str
     device: str
     error: str | None = None
+    status: str = "pending"
+
+
+class GridStopped(KeyboardInterrupt):
+    """The grid was stopped (Ctrl-C, SIGTERM, SIGHUP); its runs keep their last checkpoints."""
+
+    def __init__(self, root: Path, stopped: list[GridRun]) -> None:
+        super().__init__()
+        self.root, self.stopped = root, stopped
+
+
+def _seed_list(value: Any) -> list[int]:
+    """``seeds=N`` (0..N-1) or ``seeds=[3,4]``."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+        return list(range(value))
+    if (
+        isinstance(value, list)
+        and value
+        and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value)
+        and len(set(value)) == len(value)
+    ):
+        return list(value)
+    raise UserInputError(
+        "seeds",
+        f"{value!r} is neither a count nor a list of distinct seeds",
+        "seeds=3 or seeds=[3,4]",
+    )
 
 
 def parse_grid(
     overrides: list[str], defaults: dict[str, Any] | None = None
 ) -> tuple[dict[str, Any], list[str]]:
-    """Split ``strategies=``, ``seeds=``, ``workers=`` from the experiment overrides; a preset's
-    ``compare:`` block gives the defaults."""
+    """Split ``strategies=``, ``seeds=`` (a count or a list), ``workers=`` from the experiment
+    overrides; a preset's ``compare:`` block gives the defaults. ``seed=S`` alone means
+    ``seeds=[S]``; next to ``seeds=`` it is refused."""
     grid: dict[str, Any] = dict(defaults or {})
     unknown = sorted(set(grid) - set(GRID_KEYS))
     if unknown:
         raise UserInputError(
             f"config key 'compare.{unknown[0]}'", "unknown key", f"allowed: {', '.join(GRID_KEYS)}"
         )
-    rest = []
+    rest, given = [], set()
     for item in overrides:
         key, _, raw = item.partition("=")
         if key in GRID_KEYS:
-            grid[key] = yaml.safe_load(raw)
+            try:
+                grid[key] = yaml.safe_load(raw)
+            except yaml.YAMLError:
+                raise UserInputError(
+                    f"{key}", f"'{raw}' is not a valid value", "e.g. seeds=3 or seeds=[3,4]"
+                ) from None
+            given.add(key)
         else:
             rest.append(item)
+    seed_items = [item for item in rest if item.partition("=")[0] == "seed"]
+    if seed_items and "seeds" in given:
+        raise UserInputError(
+            seed_items[0], "conflicts with seeds= (the grid's seeds)", "give one of them"
+        )
+    if seed_items:
+        rest = [item for item in rest if item not in seed_items]
+        grid["seeds"] = [yaml.safe_load(seed_items[-1].partition("=")[2])]
     strategies = grid.get("strategies", ["finetune"])
     if isinstance(strategies, str):
         strategies = [strategies]
     if not isinstance(strategies, list) or not strategies:
         raise UserInputError("strategies", f"{strategies!r} is not a list", "e.g. [finetune,ewc]")
-    seeds = grid.get("seeds", 1)
-    if not isinstance(seeds, int) or isinstance(seeds, bool) or seeds < 1:
-        raise UserInputError("seeds", f"{seeds!r} is not a positive integer", "e.g. seeds=3")
+    seeds = _seed_list(grid.get("seeds", 1))
     workers = grid.get("workers")
-    if workers is not None and (not isinstance(workers, int) or workers < 0):
+    if workers is not None and (
+        not isinstance(workers, int) or isinstance(workers, bool) or workers < 0
+    ):
         raise UserInputError("workers", f"{workers!r} is not a non-negative integer", "e.g. 2")
     return {"strategies": strategies, "seeds": seeds, "workers": workers}, rest
 
@@ -95,78 +149,326 @@ def _devices(config: ExperimentConfig, count: int) -> list[str]:
     return [config.device] * count
 
 
-def _run_one(config_data: dict[str, Any]) -> str | None:
-    """Worker body: run one config; return None or the error (the traceback goes to error.txt)."""
-    from robotcl.experiment import run
+def _label(strategy: Any) -> tuple[str, list[str]]:
+    names = strategy if isinstance(strategy, list) else [strategy]
+    return "+".join(str(n) for n in names), [str(n) for n in names]
 
-    config = validate_config(config_data)
+
+def _cell_config(
+    source: str | None, rest: list[str], names: list[str], seed: int, run_dir: str, device: str
+) -> dict[str, Any]:
+    data = load_source(source)
+    data.pop("compare", None)
+    data = merge_overrides(
+        data,
+        [*rest, f"seed={seed}", f"run_dir={run_dir}", f"device={device}", "progress=false"],
+    )
+    data["strategy"] = names
+    return validate_config(data).model_dump()
+
+
+def _check_cells(configs: list[tuple[GridRun, dict[str, Any]]]) -> None:
+    """Prepare one run of each strategy without writing: what a run would refuse at its start
+    (a group its learner lacks, a reference file) is refused before the grid starts."""
+    from robotcl.experiment import Experiment
+
+    seen: set[str] = set()
+    for cell, data in configs:
+        if cell.label in seen or cell.status != "pending":
+            continue
+        seen.add(cell.label)
+        experiment = Experiment(validate_config(data))
+        experiment.prepare()
+        experiment.evaluator.close()
+
+
+# -- running the grid ---------------------------------------------------------------------------
+
+
+def _die_with_parent() -> None:
+    """Linux: have the kernel send SIGTERM to this worker if the compare process dies."""
     try:
-        run(config)
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def _execute(config_data: dict[str, Any]) -> None:
+    """Run one cell: resume its directory when it holds a stopped run, else start it."""
+    from robotcl.experiment import resume, run
+
+    run_dir = Path(config_data["run_dir"])
+    if (run_dir / "config.yaml").is_file():
+        resume(run_dir)
+    else:
+        run(validate_config(config_data))
+
+
+def _outcome(config_data: dict[str, Any]) -> tuple[str, str | None]:
+    """Run one cell; return (status, error) and leave the traceback in error.txt."""
+    try:
+        _execute(config_data)
+    except KeyboardInterrupt:
+        return "stopped", None
     except Exception as exc:  # report, do not lose the grid
-        run_dir = Path(config.run_dir)
+        run_dir = Path(config_data["run_dir"])
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "error.txt").write_text(traceback.format_exc())
-        return f"{type(exc).__name__}: {exc}"
-    return None
+        return "failed", f"{type(exc).__name__}: {exc}"
+    return "done", None
 
 
-def compare(source: str | None, overrides: list[str]) -> Path:
-    """Run the grid and write the comparison; returns the comparison directory."""
-    preset = load_source(source)
-    grid, rest = parse_grid(overrides, preset.pop("compare", None))
-    base = validate_config(apply_overrides(preset, list(rest)))
-    configs: list[tuple[GridRun, dict[str, Any]]] = []
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    root = (Path(base.runs_dir) / base.name / f"compare-{stamp}").absolute()  # cwd-independent
-    devices = _devices(base, len(grid["strategies"]) * grid["seeds"])
-    for strategy in grid["strategies"]:
-        names = strategy if isinstance(strategy, list) else [strategy]
-        label = "+".join(str(n) for n in names)
-        for seed in range(grid["seeds"]):
-            cell = GridRun(label, seed, str(root / f"{label}-s{seed}"), devices[len(configs)])
-            data = load_source(source)
-            data.pop("compare", None)
-            data = apply_overrides(
-                data,
-                [
-                    *rest,
-                    f"seed={seed}",
-                    f"run_dir={cell.run_dir}",
-                    f"device={cell.device}",
-                    "progress=false",
-                ],
+def _worker(config_data: dict[str, Any], conn: Any) -> None:
+    """Body of a worker process: one run, its outcome sent back through ``conn``."""
+    _die_with_parent()
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGHUP, _interrupt)
+    conn.send(_outcome(config_data))
+    conn.close()
+
+
+class _Workers:
+    """At most ``size`` runs at once, each in its own spawned process: a process that dies takes
+    only its own run with it."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.context = multiprocessing.get_context("spawn")
+        self.running: dict[Any, tuple[GridRun, Any]] = {}
+
+    def run(self, jobs: list[tuple[GridRun, dict[str, Any]]], done: Any) -> None:
+        queue = list(jobs)
+        while queue or self.running:
+            while queue and len(self.running) < self.size:
+                cell, data = queue.pop(0)
+                receive, send = self.context.Pipe(duplex=False)
+                process = self.context.Process(target=_worker, args=(data, send), daemon=True)
+                process.start()
+                send.close()
+                self.running[process] = (cell, receive)
+            sentinels = [p.sentinel for p in self.running]
+            for ready in mp_connection.wait(sentinels, timeout=5):
+                process = next(p for p in self.running if p.sentinel == ready)
+                cell, receive = self.running.pop(process)
+                self._finish(process, cell, receive)
+                done(cell)
+
+    @staticmethod
+    def _finish(process: Any, cell: GridRun, receive: Any) -> None:
+        process.join()
+        try:
+            cell.status, cell.error = receive.recv()
+        except EOFError:  # killed (out of memory, a signal) or crashed inside native code
+            cell.status = "failed"
+            cell.error = f"worker process died (exit code {process.exitcode})"
+            run_dir = Path(cell.run_dir)
+            run_dir.mkdir(parents=True, exist_ok=True)
+            (run_dir / "error.txt").write_text(cell.error + "\n")
+        receive.close()
+
+    def stop(self, grace_s: float = 30.0) -> None:
+        """Interrupt every running run (each keeps its last checkpoint), then reap them."""
+        for process in self.running:
+            if process.is_alive():
+                os.kill(process.pid, signal.SIGTERM)
+        deadline = time.monotonic() + grace_s
+        for process, (cell, receive) in list(self.running.items()):
+            process.join(max(0.0, deadline - time.monotonic()))
+            if process.is_alive():
+                process.kill()
+                process.join()
+            self._finish(process, cell, receive)
+            if cell.status != "failed":
+                cell.status, cell.error = "stopped", None
+        self.running.clear()
+
+
+@contextlib.contextmanager
+def _stop_signals() -> Iterator[None]:
+    """SIGTERM and SIGHUP stop the grid as Ctrl-C does (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {s: signal.signal(s, _interrupt) for s in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+def _write_manifest(
+    root: Path,
+    source: str | None,
+    rest: list[str],
+    grid: dict[str, Any],
+    configs: list[tuple[GridRun, dict[str, Any]]],
+) -> None:
+    atomic_write_text(
+        root / MANIFEST,
+        json.dumps(
+            {
+                "source": source,
+                "overrides": rest,
+                "workers": grid["workers"],
+                "cells": [{"cell": asdict(c), "config": d} for c, d in configs],
+            },
+            indent=1,
+        ),
+    )
+
+
+def _read_manifest(root: Path) -> dict[str, Any]:
+    try:
+        return json.loads((root / MANIFEST).read_text())
+    except OSError:
+        raise UserInputError(
+            f"grid '{root}'", f"has no {MANIFEST}", "name a compare-* folder"
+        ) from None
+    except ValueError as exc:
+        raise UserInputError(f"grid '{root}'", f"{MANIFEST} is corrupt ({exc})") from None
+
+
+def _cell_finished(cell: GridRun) -> bool:
+    results = Path(cell.run_dir) / "results.json"
+    try:
+        data = json.loads(results.read_text())
+    except (OSError, ValueError):
+        return False
+    return bool(data.get("metrics")) and data.get("completed_tasks") == len(data.get("tasks", []))
+
+
+def compare(
+    source: str | None, overrides: list[str], resume_root: str | Path | None = None
+) -> tuple[Path, int]:
+    """Run the grid and write the comparison; return its directory and the number of failed
+    runs. With ``resume_root`` an existing grid goes on: finished runs are kept, stopped ones
+    resumed, and cells for new ``seeds=`` or ``strategies=`` added.
+
+    Raises :class:`GridStopped` (after writing the comparison of what finished) when stopped.
+    """
+    if resume_root is not None:
+        root = Path(resume_root).absolute()
+        manifest = _read_manifest(root)
+        source, rest = manifest["source"], list(manifest["overrides"])
+        grid_only = [o for o in overrides if o.partition("=")[0] not in GRID_KEYS]
+        if grid_only:
+            raise UserInputError(
+                f"compare --resume: '{grid_only[0]}'",
+                "a grid keeps its settings",
+                "only strategies=, seeds=, workers= may be given",
             )
-            data["strategy"] = names
-            configs.append((cell, validate_config(data).model_dump()))  # all checked up front
-    root.mkdir(parents=True, exist_ok=False)
+        configs = [(GridRun(**c["cell"]), c["config"]) for c in manifest["cells"]]
+        known = {(c.label, c.seed) for c, _ in configs}
+        defaults = {"workers": manifest.get("workers")}
+        if any(o.partition("=")[0] in ("strategies", "seeds") for o in overrides):
+            labels = list(dict.fromkeys(c.label for c, _ in configs))
+            seeds = sorted({c.seed for c, _ in configs})
+            defaults.update(strategies=[lab.split("+") for lab in labels], seeds=seeds)
+        grid, _ = parse_grid(overrides, defaults)
+    else:
+        preset = load_source(source)
+        grid, rest = parse_grid(overrides, preset.pop("compare", None))
+        base = validate_config(merge_overrides(preset, list(rest)))
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        root = (Path(base.runs_dir) / base.name / f"compare-{stamp}").absolute()
+        configs, known = [], set()
+    base = validate_config(merge_overrides(_strip(load_source(source)), list(rest)))
+    used = {n for s in grid["strategies"] for n in _label(s)[1]}
+    unused = unused_settings(base, used)
+    if unused:
+        print(
+            f"robotcl: warning: settings of strategies outside the grid are ignored: "
+            f"{', '.join(k + '.*' for k in unused)}",
+            file=sys.stderr,
+        )
+    new = [
+        (s, seed)
+        for s in grid["strategies"]
+        for seed in grid["seeds"]
+        if (_label(s)[0], seed) not in known
+    ]
+    devices = _devices(base, len(configs) + len(new))
+    for strategy, seed in new:  # all checked before anything is written
+        label, names = _label(strategy)
+        cell = GridRun(label, seed, str(root / f"{label}-s{seed}"), devices[len(configs)])
+        configs.append((cell, _cell_config(source, rest, names, seed, cell.run_dir, cell.device)))
+    for cell, _ in configs:
+        if cell.status != "done" or not _cell_finished(cell):
+            cell.status, cell.error = "pending", None
+    _check_cells(configs)
+    check_writable(root, "runs_dir")
+    root.mkdir(parents=True, exist_ok=resume_root is not None)
     workers = _default_workers() if grid["workers"] is None else grid["workers"]
     if workers > 1 and base.torch_threads is None:  # share the cores instead of oversubscribing
         for _, data in configs:
             data["torch_threads"] = max(1, (os.cpu_count() or 1) // workers)
-    bar = tqdm(total=len(configs), unit="run", desc=f"grid of {len(configs)}", dynamic_ncols=True)
-    if workers == 0:
-        for cell, data in configs:
-            cell.error = _run_one(data)
-            bar.update(1)
-    else:
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-            futures = {pool.submit(_run_one, data): cell for cell, data in configs}
-            for future in as_completed(futures):
-                cell = futures[future]
-                try:
-                    cell.error = future.result()
-                except Exception as exc:  # the worker itself died
-                    cell.error = f"worker failed: {type(exc).__name__}: {exc}"
-                bar.update(1)
-    bar.close()
-    write_comparison(root, [cell for cell, _ in configs])
-    return root
+    _write_manifest(root, source, rest, grid, configs)
+    jobs = [(cell, data) for cell, data in configs if cell.status == "pending"]
+    bar = tqdm(total=len(jobs), unit="run", desc=f"grid of {len(configs)}", dynamic_ncols=True)
+    pool = _Workers(max(1, workers))
+    cells = [cell for cell, _ in configs]
+    try:
+        with _stop_signals():
+            if workers == 0:
+                for cell, data in jobs:
+                    cell.status, cell.error = _outcome(data)
+                    if cell.status == "stopped":
+                        raise KeyboardInterrupt
+                    bar.update(1)
+            else:
+                pool.run(jobs, lambda cell: bar.update(1))
+    except KeyboardInterrupt:
+        with _ignoring_stop_signals():
+            pool.stop()
+            for cell in cells:
+                if cell.status == "pending":
+                    cell.status = "stopped"
+            _write_manifest(root, source, rest, grid, configs)
+            write_comparison(root, cells)
+        raise GridStopped(root, [c for c in cells if c.status == "stopped"]) from None
+    finally:
+        bar.close()
+    _write_manifest(root, source, rest, grid, configs)
+    write_comparison(root, cells)
+    return root, sum(c.status == "failed" for c in cells)
+
+
+@contextlib.contextmanager
+def _ignoring_stop_signals() -> Iterator[None]:
+    """While the grid winds down, a second Ctrl-C or SIGTERM does not cut it short."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    signals = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    previous = {s: signal.signal(s, signal.SIG_IGN) for s in signals}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+def _strip(data: dict[str, Any]) -> dict[str, Any]:
+    data.pop("compare", None)
+    return data
+
+
+def grid_cells(root: str | Path) -> list[GridRun]:
+    """The cells of a grid directory (from its manifest)."""
+    manifest = _read_manifest(Path(root))
+    return [GridRun(**c["cell"]) for c in manifest["cells"]]
 
 
 def _load(cell: GridRun) -> dict[str, Any] | None:
     path = Path(cell.run_dir) / "results.json"
-    if cell.error or not path.is_file():
+    if cell.status != "done" or not path.is_file():
         return None
     return json.loads(path.read_text())
 
@@ -192,10 +494,15 @@ def comparison_table(cells: list[GridRun]) -> tuple[str, dict[str, Any]]:
             )
         rows.append([label, str(len(metrics)), *cells_txt])
     text = format_table(rows)
-    failed = [c for c in cells if c.error]
+    failed = [c for c in cells if c.status == "failed"]
     if failed:
         text += "\n\nfailed runs:\n" + "\n".join(
             f"  {c.label} seed {c.seed}: {c.error} (see {c.run_dir}/error.txt)" for c in failed
+        )
+    stopped = [c for c in cells if c.status in ("stopped", "pending")]
+    if stopped:
+        text += "\n\nstopped runs (robotcl compare --resume continues them):\n" + "\n".join(
+            f"  {c.label} seed {c.seed}: {c.run_dir}" for c in stopped
         )
     return text, summary
 

@@ -29,9 +29,12 @@ from pydantic import (
 
 from robotcl.errors import UserInputError
 
+#: the largest seed: numpy's legacy seeding (used by stable-baselines3) takes 32 bits
+MAX_SEED = 2**32 - 1
+
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 class AgentConfig(_Strict):
@@ -45,7 +48,9 @@ class AgentConfig(_Strict):
     """
 
     name: str = Field("sac", description="learner: a registered agent name (sac, td3)")
-    learning_rate: PositiveFloat = Field(1e-3, description="Adam learning rate")
+    learning_rate: float = Field(
+        1e-3, gt=0, le=1, description="Adam learning rate (above 1 Adam only diverges)"
+    )
     buffer_size: PositiveInt = Field(1_000_000, description="replay buffer capacity")
     batch_size: PositiveInt = Field(128, description="minibatch size")
     tau: float = Field(0.005, gt=0, le=1, description="target network polyak rate")
@@ -152,17 +157,26 @@ class EvalConfig(_Strict):
 class ExperimentConfig(_Strict):
     """One run: a learner and a strategy through a suite, with one seed."""
 
-    model_config = ConfigDict(extra="allow", validate_assignment=True)
+    model_config = ConfigDict(extra="allow", validate_assignment=True, allow_inf_nan=False)
 
-    name: str = Field("custom", description="preset name; the run directory groups by it")
+    name: str = Field(
+        "custom",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$",
+        description="preset name; the run directory groups by it (letters, digits, _ . + -)",
+    )
     suite: str = Field("dclaw10", description="a registered suite")
     order: str = Field("a", description="task order of the suite")
     tasks: list[str] | None = Field(
-        None, description="train only these tasks of the suite, in this order (e.g. [T3,T7])"
+        None,
+        min_length=1,
+        description="the curriculum: these tasks of the suite, in this order (e.g. [T3,T7]); "
+        "given on the command line it replaces the preset's tasks and num_tasks",
     )
-    num_tasks: PositiveInt | None = Field(None, description="train only the first N tasks")
+    num_tasks: PositiveInt | None = Field(
+        None, description="train only the first N tasks (not together with tasks)"
+    )
     steps_per_task: PositiveInt = Field(1_000_000, description="env steps per task")
-    seed: NonNegativeInt = Field(0, description="random seed")
+    seed: int = Field(0, ge=0, le=MAX_SEED, description=f"random seed, 0..{MAX_SEED}")
     device: str = Field("auto", description="auto (CUDA when present), cpu, cuda or cuda:N")
     strategy: list[str] = Field(["finetune"], description="strategy name, or a list to compose")
     agent: AgentConfig = Field(default_factory=AgentConfig)
@@ -170,13 +184,15 @@ class ExperimentConfig(_Strict):
     runs_dir: str = Field("runs", description="root of run directories")
     run_dir: str | None = Field(None, description="exact run directory (default: generated)")
     overwrite: bool = Field(False, description="allow writing into an existing run directory")
-    reference: str | None = Field(
-        None, description="results.json of single-task reference runs, for AUC forward transfer"
+    reference: list[str] | None = Field(
+        None,
+        description="single-task reference runs (run directories or results.json, one per "
+        "seed) for Continual World's AUC forward transfer",
     )
     torch_threads: PositiveInt | None = Field(None, description="torch CPU threads")
     progress: bool = Field(True, description="show a progress bar")
 
-    @field_validator("strategy", mode="before")
+    @field_validator("strategy", "reference", mode="before")
     @classmethod
     def _one_or_many(cls, value: Any) -> Any:
         return [value] if isinstance(value, str) else value
@@ -186,6 +202,9 @@ class ExperimentConfig(_Strict):
     def _device(cls, value: str) -> str:
         if not re.fullmatch(r"auto|cpu|cuda(:\d+)?|mps", value):
             raise ValueError("must be auto, cpu, cuda, cuda:N or mps")
+        problem = device_problem(value)
+        if problem:
+            raise ValueError(f"{problem}; use device=cpu or device=auto")
         return value
 
     @model_validator(mode="after")
@@ -197,9 +216,56 @@ class ExperimentConfig(_Strict):
             )
         return self
 
+    @model_validator(mode="after")
+    def _one_task_selection(self) -> ExperimentConfig:
+        if self.tasks is not None and self.num_tasks is not None:
+            raise ValueError(
+                f"tasks={self.tasks} and num_tasks={self.num_tasks} both set; an explicit task "
+                "list is the curriculum: drop num_tasks"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _some_update(self) -> ExperimentConfig:
+        agent = self.agent
+        keys = AgentConfig.keys_taken_by(_agents().get(agent.name))
+        if keys is not None and not {"update_after", "batch_size"} <= keys:
+            return self
+        if agent.batch_size > agent.buffer_size:
+            raise ValueError(
+                f"agent.batch_size={agent.batch_size} exceeds agent.buffer_size="
+                f"{agent.buffer_size}: no batch can be drawn"
+            )
+        first = max(agent.update_after, agent.batch_size)
+        if self.steps_per_task < first:
+            raise ValueError(
+                f"steps_per_task={self.steps_per_task} gives no gradient update: updates start "
+                f"after max(agent.update_after, agent.batch_size)={first} steps of each task"
+            )
+        return self
+
     def strategy_settings(self, name: str) -> dict[str, Any]:
         """The settings given under a strategy's name (validated by :func:`validate_config`)."""
         return dict((self.model_extra or {}).get(name) or {})
+
+
+def device_problem(device: str) -> str | None:
+    """Why ``device`` cannot be used on this machine, or None (``auto`` always can)."""
+    import torch
+
+    kind, _, index = device.partition(":")
+    if kind == "cuda":
+        if not torch.cuda.is_available():
+            build = (
+                "without CUDA" if torch.version.cuda is None else "with CUDA, but no GPU is visible"
+            )
+            return f"CUDA is not available (torch {torch.__version__} built {build})"
+        count = torch.cuda.device_count()
+        if index and int(index) >= count:
+            return f"no GPU {index}: this machine has {count} (cuda:0..cuda:{count - 1})"
+    if kind == "mps" and not torch.backends.mps.is_available():
+        return "MPS (Apple GPU) is not available on this machine"
+    return None
 
 
 PRESET_PACKAGE = "robotcl.configs"
@@ -313,9 +379,25 @@ def validate_config(data: dict[str, Any]) -> ExperimentConfig:
     return config
 
 
+def merge_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """:func:`apply_overrides`, where a task list given on the command line is the whole
+    curriculum: it replaces the source's ``num_tasks`` (unless that is given too)."""
+    keys = {item.partition("=")[0] for item in overrides}
+    if "tasks" in keys and "num_tasks" not in keys:
+        data.pop("num_tasks", None)
+    return apply_overrides(data, overrides)
+
+
 def load_config(source: str | None = None, overrides: list[str] | None = None) -> ExperimentConfig:
     """Preset or YAML file, plus overrides, validated."""
-    return validate_config(apply_overrides(load_source(source), overrides or []))
+    return validate_config(merge_overrides(load_source(source), overrides or []))
+
+
+def unused_settings(config: ExperimentConfig, used: set[str] | None = None) -> list[str]:
+    """Strategy settings blocks of ``config`` that no selected strategy reads (``used``: the
+    strategies that will; default the config's own)."""
+    used = set(config.strategy) if used is None else used
+    return sorted(k for k in (config.model_extra or {}) if k not in used)
 
 
 def describe(

@@ -15,3 +15,20 @@ class UserInputError(ValueError):
         if allowed:
             message += f"; {allowed}"
         super().__init__(message)
+
+
+class RunStopped(RuntimeError):
+    """A run that went wrong while training (a NaN loss, a full disk): the CLI prints one line,
+    keeps the last checkpoint and exits with code 3."""
+
+    def __init__(self, problem: str, run_dir: str | None = None) -> None:
+        self.problem, self.run_dir = problem, run_dir
+        super().__init__(problem)
+
+
+class TrainingDiverged(RunStopped):
+    """A loss or a parameter of the learner became NaN or infinite."""
+
+    def __init__(self, step: int, what: str) -> None:
+        self.step, self.what = step, what
+        super().__init__(f"training diverged at env step {step}: {what} is not finite")

@@ -1,8 +1,9 @@
 """The task loop: train each task of a suite in turn, evaluate all tasks as it goes.
 
-    baseline evaluation (random-init policy)
-    for task i:  strategy.on_task_start(i) -> learner trains (evaluating every eval.every_steps)
-                 -> strategy.on_task_end(i, data) -> R[i] <- evaluate all -> checkpoint, logs
+    for task i:  strategy.on_task_start(i) -> evaluate all (task i's start; for task 0 the
+                 baseline, the random-init policy) -> learner trains (evaluating every
+                 eval.every_steps) -> strategy.on_task_end(i, data) -> R[i] <- evaluate all
+                 -> checkpoint, logs
     metrics(R, curves, reference) -> results.json, TensorBoard
 
 Everything a run produces goes through :class:`~robotcl.outputs.RunDirectory`.
@@ -10,29 +11,33 @@ Everything a run produces goes through :class:`~robotcl.outputs.RunDirectory`.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import platform
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from stable_baselines3.common.callbacks import BaseCallback
-from tqdm.auto import tqdm
 
 import robotcl
 import robotcl.agents  # noqa: F401  (registers the built-in learners)
 import robotcl.strategies  # noqa: F401  (registers the built-in strategies)
 from robotcl.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
-from robotcl.config import ExperimentConfig, validate_config
+from robotcl.config import AgentConfig, ExperimentConfig, validate_config
 from robotcl.envs.suites import Suite, make_suite
-from robotcl.errors import UserInputError
+from robotcl.errors import RunStopped, UserInputError
 from robotcl.evaluation import Evaluator, TaskScore
 from robotcl.metrics import compute_metrics
 from robotcl.outputs import RunDirectory, TensorBoardLog
+from robotcl.progress import progress
 from robotcl.registry import AGENTS, STRATEGIES
 from robotcl.strategies.base import Strategy, StrategyStack
+from robotcl.system import available_memory, gib, replay_bytes
 
 
 def build_strategy(config: ExperimentConfig) -> Strategy:
@@ -87,12 +92,16 @@ class _TaskCallback(BaseCallback):
         self.bar.update(1)
         done = self.model.task_steps
         if done % self.every == 0 and done < self.steps:
-            self.experiment.evaluate(self.model.num_timesteps)
+            self.experiment.evaluate(self.model.num_timesteps, self.model.current_task)
         return True
 
 
 class Experiment:
-    """One run of a learner and a strategy through a suite."""
+    """One run of a learner and a strategy through a suite.
+
+    :meth:`prepare` builds (or loads) the learner and sets the strategy up, so everything a run
+    can refuse is refused before its directory is made; :meth:`run` then trains.
+    """
 
     def __init__(self, config: ExperimentConfig) -> None:
         self.config = config
@@ -107,6 +116,7 @@ class Experiment:
         )
         self.learner: Any = None
         self.results: dict[str, Any] = {}
+        self.reference: dict[int, list[tuple]] = {}
         self.tb: TensorBoardLog | None = None
 
     # -- state ----------------------------------------------------------------------------
@@ -134,9 +144,30 @@ class Experiment:
             "wall_time_s": 0.0,
         }
 
-    def evaluate(self, step: int) -> dict[str, list[TaskScore]]:
-        """Evaluate all tasks now; append to the curves, the JSONL and TensorBoard."""
-        training = self.learner.current_task if self.results["bounds"] or step else -1
+    def prepare(self, resume_from: Path | None = None) -> None:
+        """Build the learner (or load it from ``resume_from``) and set the strategy up on it.
+
+        Writes nothing: every error a run can raise from its settings is raised here.
+        """
+        config = self.config
+        if config.torch_threads:
+            torch.set_num_threads(config.torch_threads)
+        self.reference = load_reference(config.reference, self.suite.task_names, config.eval.metric)
+        if resume_from is None:
+            check_memory(config, self.suite)
+            self.learner = build_learner(config, self.suite)
+            self.results = self._fresh_results()
+        else:
+            cls = AGENTS.get(config.agent.name)
+            self.learner, self.results = load_checkpoint(
+                resume_from, cls, config.device, self.strategy
+            )
+        self.learner.attach(self.strategy)
+        self.strategy.setup(self.learner, self.suite)
+
+    def evaluate(self, step: int, training: int, log: bool = True) -> dict[str, list[TaskScore]]:
+        """Evaluate all tasks now, while task ``training`` is trained; append to the curves and
+        the JSONL, and (``log``) to TensorBoard."""
         scores = self.evaluator.evaluate(self.learner, self.strategy)
         curves = self.results["curves"]
         curves["steps"].append(step)
@@ -149,7 +180,10 @@ class Experiment:
                 name: {"success": s.success, "return": s.ret}
                 for name, s in zip(self.suite.task_names, task_scores, strict=True)
             }
-        self.run_dir.append_evaluation(record)
+        with writing(self.run_dir):
+            self.run_dir.append_evaluation(record)
+        if not log:
+            return scores
         metric = scores[self.config.eval.metric]
         values = {}
         for name, s in zip(self.suite.task_names, metric, strict=True):
@@ -162,59 +196,45 @@ class Experiment:
         return scores
 
     # -- the loop -------------------------------------------------------------------------
-    def run(self, run_dir: RunDirectory, resume_from: Path | None = None) -> dict[str, Any]:
+    def run(self, run_dir: RunDirectory) -> dict[str, Any]:
         """Run every remaining task; return the results (also written to results.json)."""
         config = self.config
+        if self.learner is None:
+            self.prepare()
         self.run_dir = run_dir
-        if config.torch_threads:
-            torch.set_num_threads(config.torch_threads)
         start = time.time()
-        if resume_from is None:
-            self.learner = build_learner(config, self.suite)
-            self.results = self._fresh_results()
-            first = 0
-            purge = None
+        first = self.results["completed_tasks"]
+        purge = None
+        if first == 0:
             if self.run_dir.evaluations_file.exists():  # a restart of a run killed in task 0
-                self.run_dir.truncate_evaluations(-1)
+                self.run_dir.truncate_evaluations(0)
                 purge = 0
         else:
-            cls = AGENTS.get(config.agent.name)
-            self.learner, self.results = load_checkpoint(
-                resume_from, cls, config.device, self.strategy
-            )
-            first = self.results["completed_tasks"]
-            purge = self.learner.num_timesteps
-            self.run_dir.truncate_evaluations(purge)
+            self.run_dir.truncate_evaluations(first)
+            # TensorBoard drops the killed process's points after the last finished task
+            # (not the evaluation and the success matrix logged at its last step)
+            purge = self.learner.num_timesteps + 1
         self.tb = TensorBoardLog(self.run_dir.tb, purge_step=purge)
         self.learner.set_logger(self.tb.sb3_logger)
-        self.learner.attach(self.strategy)
-        self.strategy.setup(self.learner, self.suite)
         wall_before = self.results["wall_time_s"]
-        if first == 0:
-            base = self.evaluate(0)
-            self.results["baseline"] = {
-                m: {"success": [s.success for s in v], "return": [s.ret for s in v]}
-                for m, v in base.items()
-            }
-        total = len(self.suite) * config.steps_per_task
-        bar = tqdm(
-            total=total,
-            initial=first * config.steps_per_task,
-            disable=not config.progress,
-            unit="step",
-            dynamic_ncols=True,
+        bar = progress(
+            len(self.suite) * config.steps_per_task,
+            first * config.steps_per_task,
+            config.progress,
         )
         try:
             for task in range(first, len(self.suite)):
                 self._train_task(task, bar)
                 self.results["wall_time_s"] = wall_before + time.time() - start
-                save_checkpoint(
-                    self.run_dir.checkpoints, task, self.learner, self.strategy, self.results
-                )
-                self.run_dir.write_results(self.results)
+                with writing(self.run_dir):
+                    save_checkpoint(
+                        self.run_dir.checkpoints, task, self.learner, self.strategy, self.results
+                    )
+                    self.run_dir.write_results(self.results)
             self._finish()
             self.results["wall_time_s"] = wall_before + time.time() - start
-            self.run_dir.write_results(self.results)
+            with writing(self.run_dir):
+                self.run_dir.write_results(self.results)
         finally:
             bar.close()
             self.evaluator.close()
@@ -226,12 +246,23 @@ class Experiment:
         name = self.suite.task_names[task]
         bar.set_description(f"task {task + 1}/{len(self.suite)} {name}")
         begin = learner.num_timesteps
-        learner.start_task(task, self.suite.make_env(task), seed=config.seed * 1000 + task)
+        env = self.strategy.training_env(task, self.suite.make_env(task))
+        learner.start_task(task, env, seed=config.seed * 1000 + task)
         self.strategy.on_task_start(task)
+        # the task's true start, after on_task_start (a fresh network for single, a new column
+        # for progressive): the first point of its forward-transfer window. Task 0's is also
+        # the baseline (the random-init policy); later ones are not logged to TensorBoard,
+        # which has the previous task's end at the same step.
+        scores = self.evaluate(begin, task, log=task == 0)
+        if task == 0:
+            self.results["baseline"] = {
+                m: {"success": [s.success for s in v], "return": [s.ret for s in v]}
+                for m, v in scores.items()
+            }
         callback = _TaskCallback(self, config.eval.every_steps, config.steps_per_task, bar)
         learner.learn_task(config.steps_per_task, callback=callback)
         self.strategy.on_task_end(task, learner.task_data())
-        scores = self.evaluate(learner.num_timesteps)
+        scores = self.evaluate(learner.num_timesteps, task)
         self.results["bounds"].append([begin, learner.num_timesteps])
         for mode, task_scores in scores.items():
             self.results["R"][mode]["success"].append([s.success for s in task_scores])
@@ -247,7 +278,6 @@ class Experiment:
         mode = self.config.eval.metric
         R = np.array(self.results["R"][mode]["success"])
         curves = self.results["curves"]
-        reference = load_reference(self.config.reference, self.suite.task_names, mode)
         metrics = compute_metrics(
             R,
             baseline=np.array(self.results["baseline"][mode]["success"]),
@@ -255,8 +285,9 @@ class Experiment:
                 "steps": np.array(curves["steps"]),
                 "success": np.array(curves[mode]["success"]),
                 "bounds": self.results["bounds"],
+                "training_task": np.array(curves["training_task"]),
             },
-            reference=reference or None,
+            reference=self.reference or None,
         )
         R_ret = np.array(self.results["R"][mode]["return"])
         metrics["final_return"] = float(R_ret[-1].mean())
@@ -274,46 +305,109 @@ class Experiment:
         self.tb.hparams(hparams, {k: v for k, v in metrics.items() if isinstance(v, float)})
 
 
-def load_reference(path: str | None, tasks: list[str], mode: str) -> dict[int, tuple]:
-    """Per-task reference curves from a single-task run's results.json, matched by task name."""
-    if not path:
-        return {}
+@contextlib.contextmanager
+def writing(run_dir: RunDirectory) -> Iterator[None]:
+    """Turn a failed write into the run (a full disk) into :class:`RunStopped`."""
     try:
-        ref = json.loads(Path(path).read_text())
-        ref_tasks, curves = ref["tasks"], ref["curves"]
-        steps = np.array(curves["steps"])
-        success = np.array(curves[mode]["success"])
-    except (OSError, ValueError, KeyError) as exc:
+        yield
+    except OSError as exc:
+        reason = "no space left on the device" if exc.errno == errno.ENOSPC else exc.strerror
+        raise RunStopped(f"cannot write to the run directory ({reason or exc})") from exc
+
+
+def check_memory(config: ExperimentConfig, suite: Suite) -> None:
+    """Refuse a replay buffer that cannot fit in this machine's available memory."""
+    cls = AGENTS.get(config.agent.name)
+    keys = AgentConfig.keys_taken_by(cls)
+    if keys is not None and "buffer_size" not in keys:
+        return
+    env = suite.make_env(0)
+    need = replay_bytes(config.agent.buffer_size, env.observation_space, env.action_space)
+    env.close()
+    have = available_memory()
+    if have is not None and need > have:
+        per = need // config.agent.buffer_size
         raise UserInputError(
-            f"reference '{path}'", f"not a readable results.json ({exc})"
-        ) from None
-    out = {}
-    for i, name in enumerate(tasks):
-        if name not in ref_tasks:
-            continue
-        j = ref_tasks.index(name)
-        if j >= len(ref["bounds"]):
-            continue
-        lo, hi = ref["bounds"][j]
-        inside = (steps >= lo) & (steps <= hi)
-        out[i] = (steps[inside] - lo, success[inside, j])
+            f"config key 'agent.buffer_size' ({config.agent.buffer_size:,})",
+            f"the replay buffer needs {gib(need)} and this machine has {gib(have)} available",
+            f"at most about {have // per:,} transitions here",
+        )
+
+
+def load_reference(
+    paths: list[str] | None, tasks: list[str], mode: str
+) -> dict[int, list[tuple[np.ndarray, np.ndarray]]]:
+    """Per-task reference curves of single-task runs (run directories or results.json files),
+    matched by task name: task index -> one ``(steps from the task's start, success)`` per run.
+    Each run's window of a task holds the evaluations made while that task was trained."""
+    out: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {}
+    for path in paths or []:
+        file = Path(path) / "results.json" if Path(path).is_dir() else Path(path)
+        where = f"reference '{path}'"
+        try:
+            ref = json.loads(file.read_text())
+            ref_tasks, curves, bounds = ref["tasks"], ref["curves"], ref["bounds"]
+            steps = np.asarray(curves["steps"], dtype=float)
+            success = np.asarray(curves[mode]["success"], dtype=float)
+            trained = np.asarray(curves.get("training_task", [-2] * len(steps)))
+            if success.shape != (len(steps), len(ref_tasks)) or len(trained) != len(steps):
+                raise ValueError("curves do not match its tasks")
+        except OSError as exc:
+            raise UserInputError(where, f"cannot be read ({exc.strerror})") from None
+        except (ValueError, KeyError, TypeError) as exc:
+            raise UserInputError(where, f"not a robotcl results.json ({exc})") from None
+        for i, name in enumerate(tasks):
+            if name not in ref_tasks or ref_tasks.index(name) >= len(bounds):
+                continue
+            j = ref_tasks.index(name)
+            lo, hi = bounds[j]
+            inside = (steps >= lo) & (steps <= hi)
+            if (trained == j).any():  # results with a start-of-task evaluation
+                inside &= trained == j
+            out.setdefault(i, []).append((steps[inside] - lo, success[inside, j]))
     return out
 
 
-def run(config: ExperimentConfig) -> tuple[RunDirectory, dict[str, Any]]:
-    """Start a new run: make its directory, write the config, run the loop."""
-    experiment = Experiment(config)  # checks the suite before anything is written
+def run(
+    config: ExperimentConfig, announce: Callable[[Path], None] | None = None
+) -> tuple[RunDirectory, dict[str, Any]]:
+    """Start a new run: check everything, make its directory, write the config, run the loop.
+    ``announce`` is told the run directory once it exists."""
+    experiment = Experiment(config)
+    experiment.prepare()  # refuses bad settings before anything is written
     run_dir = RunDirectory.create(config)
-    run_dir.write_config(config.model_dump())
-    return run_dir, experiment.run(run_dir)
+    return run_dir, _run(experiment, run_dir, announce, write_config=True)
 
 
-def resume(path: str | Path) -> tuple[RunDirectory, dict[str, Any]]:
+def resume(
+    path: str | Path, announce: Callable[[Path], None] | None = None
+) -> tuple[RunDirectory, dict[str, Any]]:
     """Continue a run from its last finished task."""
     run_dir = RunDirectory(Path(path))
     config = validate_config(run_dir.read_config())
     checkpoint = latest_checkpoint(run_dir.checkpoints)
     experiment = Experiment(config)
-    if checkpoint is None:  # killed during the first task: start it again
-        return run_dir, experiment.run(run_dir)
-    return run_dir, experiment.run(run_dir, resume_from=checkpoint)
+    experiment.prepare(checkpoint)  # None: killed during the first task, start it again
+    run_dir.lock()
+    return run_dir, _run(experiment, run_dir, announce, write_config=False)
+
+
+def _run(
+    experiment: Experiment,
+    run_dir: RunDirectory,
+    announce: Callable[[Path], None] | None,
+    write_config: bool,
+) -> dict[str, Any]:
+    """Run ``experiment`` in ``run_dir``; errors and interrupts carry the run directory."""
+    try:
+        if announce is not None:
+            announce(run_dir.path)
+        if write_config:
+            with writing(run_dir):
+                run_dir.write_config(experiment.config.model_dump())
+        return experiment.run(run_dir)
+    except (KeyboardInterrupt, RunStopped) as exc:
+        exc.run_dir = str(run_dir.path)  # type: ignore[union-attr]
+        raise
+    finally:
+        run_dir.unlock()

@@ -35,6 +35,9 @@ __all__ = [
     "forward_transfer",
     "curve_auc",
     "cw_forward_transfer",
+    "task_aucs",
+    "reference_aucs",
+    "fwt_auc_interval",
     "compute_metrics",
     "bootstrap_ci",
     "aggregate",
@@ -99,15 +102,17 @@ def forgetting(R: Any) -> tuple[float, np.ndarray]:
     """Continual World forgetting (Wolczyk et al. 2021).
 
     ``forgetting_j = R[j, j] - R[T-1, j]``: performance at the end of task ``j``'s own training
-    minus performance at the end of the sequence. The last task cannot be forgotten, so the
-    per-task vector has length ``T-1`` and the mean is over ``j < T-1`` (``nan`` if ``T < 2``).
-    Positive values mean forgetting (the sign is the opposite of BWT's terms).
+    minus performance at the end of the sequence. As in Continual World's released code (and
+    so its published tables) the mean runs over all ``T`` tasks, the last contributing 0; the
+    mean over the ``T-1`` tasks that can be forgotten is ``T/(T-1)`` times larger. The per-task
+    vector has length ``T`` (its last entry 0); ``nan`` if ``T < 2``. Positive values mean
+    forgetting (the sign is the opposite of BWT's terms).
     """
     arr = _check_matrix(R)
     T = arr.shape[0]
-    j = np.arange(T - 1)
+    j = np.arange(T)
     per_task = arr[j, j] - arr[-1, j]
-    mean = float(per_task.mean()) if per_task.size else _NAN
+    mean = float(per_task.mean()) if T >= 2 else _NAN
     return mean, per_task
 
 
@@ -170,32 +175,28 @@ def _cw_ft_single(auc: float, auc_ref: float) -> float:
     return (auc - auc_ref) / (1.0 - auc_ref)
 
 
-def cw_forward_transfer(
+Curve = tuple[Any, Any]
+
+
+def _reference_runs(value: Curve | Sequence[Curve]) -> list[Curve]:
+    """One ``(steps, success)`` pair, or a list of them (one per reference run)."""
+    if isinstance(value, list) and value and isinstance(value[0], tuple):
+        return value
+    return [value]  # type: ignore[list-item]
+
+
+def task_aucs(
     steps: Any,
     success: Any,
     bounds: Sequence[tuple[float, float]],
-    reference: Mapping[int, tuple[Any, Any]],
-) -> tuple[float, np.ndarray]:
-    """Continual World forward transfer (Wolczyk et al. 2021), based on training-curve AUC.
+    training_task: Any = None,
+) -> np.ndarray:
+    """AUC of each task's success over its own training window (Continual World).
 
-    For task ``i`` with training window ``bounds[i] = (start_i, end_i)`` (global env steps),
-    ``AUC_i = curve_auc(steps, success[:, i], start_i, end_i)`` and ``AUC_ref_i`` is the AUC of a
-    single-task reference run of task ``i`` over ``[0, end_i - start_i]`` (its steps are relative
-    to its own start). ``FT_i = (AUC_i - AUC_ref_i) / (1 - AUC_ref_i)``; if ``AUC_ref_i == 1``,
-    ``FT_i = AUC_i - 1`` (0 when both are perfect). Positive values mean the sequence made task
-    ``i`` faster to learn than training from scratch.
-
-    Args:
-        steps: ``(P,)`` global env steps of the evaluation points (non-decreasing).
-        success: ``(P, T)`` success of every task at every evaluation point.
-        bounds: ``T`` pairs ``(start, end)``: each task's training window in global steps.
-        reference: task index -> ``(ref_steps (Q,), ref_success (Q,))``. Tasks missing here are
-            ``nan`` in the per-task vector and skipped in the mean.
-
-    Returns:
-        ``(mean FT over tasks with a reference, per-task FT of length T)``; the mean is ``nan``
-        if no task has a reference. A ``nan`` per-task value (e.g. too few evaluation points in a
-        window) propagates to the mean rather than being silently dropped.
+    ``training_task`` (one entry per evaluation point: the task being trained) restricts task
+    ``i``'s window to the points made while ``i`` was trained, so the evaluation that ends task
+    ``i-1`` (same step as task ``i``'s start) is left out and the one made at task ``i``'s
+    true start (after the strategy's ``on_task_start``) is used.
     """
     s = _check_1d(steps, "steps")
     succ = _as_float_array(success, "success")
@@ -208,33 +209,127 @@ def cw_forward_transfer(
         raise ValueError(
             f"bounds must have one (start, end) pair per task ({T}), got {len(bounds)}"
         )
-    for k in reference:
-        if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or not 0 <= k < T:
-            raise ValueError(f"reference keys must be task indices in [0, {T}), got {k!r}")
-
-    windows: list[tuple[float, float]] = []
+    own = None if training_task is None else _check_1d(training_task, "training_task", len(s))
+    aucs = np.full(T, np.nan)
     for i, window in enumerate(bounds):
         if len(window) != 2 or not float(window[0]) < float(window[1]):
             raise ValueError(
                 f"bounds[{i}] must be a (start, end) pair with start < end, got {window!r}"
             )
-        windows.append((float(window[0]), float(window[1])))
+        keep = np.ones(len(s), dtype=bool) if own is None else own == i
+        aucs[i] = curve_auc(s[keep], succ[keep, i], float(window[0]), float(window[1]))
+    return aucs
 
-    per_task = np.full(T, np.nan)
-    used: list[int] = []
-    for i, (start, end) in enumerate(windows):
-        if i not in reference:
-            continue
-        ref_steps, ref_success = reference[i]
-        ref_s = _check_1d(ref_steps, f"reference[{i}] steps")
-        ref_v = _check_1d(ref_success, f"reference[{i}] success", length=ref_s.shape[0])
-        auc = curve_auc(s, succ[:, i], start, end)
-        auc_ref = curve_auc(ref_s, ref_v, 0.0, end - start)
-        per_task[i] = _cw_ft_single(auc, auc_ref)
-        used.append(i)
 
+def reference_aucs(
+    reference: Mapping[int, Curve | Sequence[Curve]],
+    bounds: Sequence[tuple[float, float]],
+) -> np.ndarray:
+    """``(runs, T)`` AUCs of the single-task reference runs over each task's window length
+    (``nan`` where a run has no curve of a task)."""
+    T = len(bounds)
+    for k in reference:
+        if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or not 0 <= k < T:
+            raise ValueError(f"reference keys must be task indices in [0, {T}), got {k!r}")
+    runs = max((len(_reference_runs(v)) for v in reference.values()), default=0)
+    out = np.full((runs, T), np.nan)
+    for i, value in reference.items():
+        length = float(bounds[i][1]) - float(bounds[i][0])
+        for r, (ref_steps, ref_success) in enumerate(_reference_runs(value)):
+            ref_s = _check_1d(ref_steps, f"reference[{i}] steps")
+            ref_v = _check_1d(ref_success, f"reference[{i}] success", length=ref_s.shape[0])
+            out[r, i] = curve_auc(ref_s, ref_v, 0.0, length)
+    return out
+
+
+def _ft_from_aucs(auc: np.ndarray, auc_ref: np.ndarray) -> np.ndarray:
+    return np.array([_cw_ft_single(float(a), float(r)) for a, r in zip(auc, auc_ref, strict=True)])
+
+
+def cw_forward_transfer(
+    steps: Any,
+    success: Any,
+    bounds: Sequence[tuple[float, float]],
+    reference: Mapping[int, Curve | Sequence[Curve]],
+    training_task: Any = None,
+) -> tuple[float, np.ndarray]:
+    """Continual World forward transfer (Wolczyk et al. 2021), based on training-curve AUC.
+
+    For task ``i`` with training window ``bounds[i] = (start_i, end_i)`` (global env steps),
+    ``AUC_i`` is :func:`task_aucs`' and ``AUC_ref_i`` the mean AUC of the single-task reference
+    runs of task ``i`` over ``[0, end_i - start_i]`` (their steps are relative to their own
+    start). ``FT_i = (AUC_i - AUC_ref_i) / (1 - AUC_ref_i)``; if ``AUC_ref_i == 1``,
+    ``FT_i = AUC_i - 1`` (0 when both are perfect). Positive values mean the sequence made task
+    ``i`` faster to learn than training from scratch.
+
+    Args:
+        steps: ``(P,)`` global env steps of the evaluation points (non-decreasing).
+        success: ``(P, T)`` success of every task at every evaluation point.
+        bounds: ``T`` pairs ``(start, end)``: each task's training window in global steps.
+        reference: task index -> ``(ref_steps (Q,), ref_success (Q,))``, or a list of such
+            pairs (one per reference run, e.g. seeds). Tasks missing here are ``nan`` in the
+            per-task vector and skipped in the mean.
+        training_task: optional ``(P,)`` task trained at each point (see :func:`task_aucs`).
+
+    Returns:
+        ``(mean FT over tasks with a reference, per-task FT of length T)``; the mean is ``nan``
+        if no task has a reference. A ``nan`` per-task value (e.g. too few evaluation points in a
+        window) propagates to the mean rather than being silently dropped.
+    """
+    aucs = task_aucs(steps, success, bounds, training_task)
+    refs = reference_aucs(reference, bounds)
+    per_task = np.full(len(aucs), np.nan)
+    used = sorted(int(k) for k in reference)
+    if used:
+        per_task[used] = _ft_from_aucs(aucs[used], refs[:, used].mean(axis=0))
     mean = float(per_task[used].mean()) if used else _NAN
     return mean, per_task
+
+
+def fwt_auc_interval(
+    run_aucs: Any,
+    reference_runs: Any,
+    confidence: float = 0.9,
+    n_resamples: int = 10_000,
+    seed: int = 0,
+) -> tuple[float, float, float]:
+    """Mean forward transfer over runs with a bootstrap interval that resamples the continual
+    runs and the reference runs independently (so the reference's seed spread widens it, as in
+    Continual World's intervals).
+
+    Args:
+        run_aucs: ``(S, T)`` per-task AUCs of the continual runs (seeds).
+        reference_runs: ``(Rn, T)`` per-task AUCs of the reference runs (``nan``: no curve);
+            tasks without any reference are left out.
+    """
+    runs = _as_float_array(run_aucs, "run_aucs")
+    refs = _as_float_array(reference_runs, "reference_runs")
+    if runs.ndim != 2 or refs.ndim != 2 or runs.shape[1] != refs.shape[1] or not len(refs):
+        raise ValueError(f"need (S, T) and (R, T) AUCs, got {runs.shape} and {refs.shape}")
+    tasks = np.flatnonzero(~np.isnan(refs).all(axis=0))
+    if not len(runs) or not len(tasks):
+        return _NAN, _NAN, _NAN
+    runs, refs = runs[:, tasks], refs[:, tasks]
+
+    def ft(a: np.ndarray, r: np.ndarray) -> float:
+        return float(_ft_from_aucs(a.mean(axis=0), np.nanmean(r, axis=0)).mean())
+
+    mean = ft(runs, refs)
+    if len(runs) == 1 and len(refs) == 1:
+        return mean, mean, mean
+    rng = np.random.default_rng(seed)
+    draws = np.array(
+        [
+            ft(
+                runs[rng.integers(0, len(runs), len(runs))],
+                refs[rng.integers(0, len(refs), len(refs))],
+            )
+            for _ in range(n_resamples)
+        ]
+    )
+    alpha = 1.0 - confidence
+    low, high = np.nanquantile(draws, [alpha / 2.0, 1.0 - alpha / 2.0])
+    return mean, float(low), float(high)
 
 
 # --------------------------------------------------------------------------- aggregation
@@ -272,11 +367,16 @@ def compute_metrics(
             raise ValueError(
                 f"curves['success'] must have shape (P, {T}) to match R, got {success.shape}"
             )
+        own = curves.get("training_task")
         ft_mean, ft_per_task = cw_forward_transfer(
-            curves["steps"], success, curves["bounds"], reference
+            curves["steps"], success, curves["bounds"], reference, own
         )
         out["fwt_auc"] = ft_mean
         out["fwt_auc_per_task"] = [float(x) for x in ft_per_task]
+        out["auc_per_task"] = [
+            float(x) for x in task_aucs(curves["steps"], success, curves["bounds"], own)
+        ]
+        out["reference_auc"] = reference_aucs(reference, curves["bounds"]).tolist()
     return out
 
 
@@ -331,7 +431,9 @@ def aggregate(
 
     Only keys whose value is a real scalar in every run are aggregated (per-task lists and keys
     missing from some run are skipped); key order follows the first run. Intervals come from
-    :func:`bootstrap_ci` with the given confidence, resample count and seed.
+    :func:`bootstrap_ci` with the given confidence, resample count and seed, except ``fwt_auc``
+    when every run carries its AUCs and its reference runs' (``auc_per_task``,
+    ``reference_auc``): then :func:`fwt_auc_interval` resamples the reference runs too.
     """
     if not runs:
         return {}
@@ -342,4 +444,17 @@ def aggregate(
         vals = np.array([float(run[key]) for run in runs])
         mean, low, high = bootstrap_ci(vals, confidence, n_resamples, seed)
         out[key] = {"mean": mean, "low": low, "high": high, "n": len(runs)}
+    if "fwt_auc" in out and all("auc_per_task" in r and r.get("reference_auc") for r in runs):
+        # the runs of a grid share their reference runs: count each reference run once
+        references = {
+            repr([float(x) for x in row]): row for r in runs for row in r["reference_auc"]
+        }
+        mean, low, high = fwt_auc_interval(
+            [r["auc_per_task"] for r in runs],
+            [[float(x) for x in row] for row in references.values()],
+            confidence,
+            n_resamples,
+            seed,
+        )
+        out["fwt_auc"] = {"mean": mean, "low": low, "high": high, "n": len(runs)}
     return out

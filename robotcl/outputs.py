@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import tempfile
@@ -24,14 +25,56 @@ from torch.utils.tensorboard import SummaryWriter  # noqa: E402
 
 from robotcl.errors import UserInputError  # noqa: E402
 
+try:
+    import fcntl
+except ImportError:  # pragma: no cover  (Windows: no run-directory lock)
+    fcntl = None  # type: ignore[assignment]
+
+
+def _file_mode() -> int:
+    """The mode a plain ``open()`` would give a new file under the current umask."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
 
 def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` so that ``path`` is never seen half-written."""
+    """Write ``text`` so that ``path`` is never seen half-written (mode as the umask says).
+    On failure (a full disk) the temporary file is removed and ``path`` keeps its old text."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    try:
+        os.fchmod(fd, _file_mode())
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def check_writable(path: Path, where: str) -> None:
+    """Refuse, before anything is written, an output path that cannot be made: one that is (or
+    lies under) a file, or whose nearest existing folder cannot be written."""
+    path = Path(path).absolute()
+    probe = path
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if probe.exists() and not probe.is_dir():
+        what = "is a file" if probe == path else f"lies under the file '{probe}'"
+        raise UserInputError(f"{where} '{path}'", what, "name a folder")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise UserInputError(f"{where} '{path}'", f"'{probe}' is not writable")
+
+
+def output_error(where: str, path: Path, exc: OSError) -> UserInputError:
+    """A one-line error for an output path that the OS refused."""
+    reason = exc.strerror or type(exc).__name__
+    if exc.errno == errno.ENOSPC:
+        reason = "no space left on the device"
+    return UserInputError(f"{where} '{path}'", f"cannot be written ({reason})")
 
 
 def _jsonable(value: Any) -> Any:
@@ -46,27 +89,60 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+LOCK_NAME = ".lock"
+
+
+def _has_content(path: Path) -> bool:
+    return path.is_dir() and any(p.name != LOCK_NAME for p in path.iterdir())
+
+
 class RunDirectory:
-    """One run's directory. Creating it never overwrites an existing run unless asked to."""
+    """One run's directory. Creating it never overwrites an existing run unless asked to.
+
+    The process that runs in it holds an exclusive lock on ``.lock`` inside it (released when
+    the process ends), so two runs or resumes never write into one directory at once.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
+        self._lock: Any = None
+
+    @staticmethod
+    def check(config: Any) -> None:
+        """Everything :meth:`create` would refuse, checked without writing anything."""
+        if config.run_dir:
+            path = Path(config.run_dir)
+            check_writable(path, "run_dir")
+            if _has_content(path) and not config.overwrite:
+                raise UserInputError(
+                    f"run_dir '{path}'", "already exists and is not empty", "pass overwrite=true"
+                )
+        else:
+            check_writable(Path(config.runs_dir) / config.name, "runs_dir")
 
     @classmethod
     def create(cls, config: Any) -> RunDirectory:
         """Make a new run directory for ``config`` (refuses a non-empty one without overwrite).
 
         Generated names are claimed with an atomic mkdir, so runs started in the same second
-        (a grid, two shells) never share a directory.
+        (a grid, two shells) never share a directory; an explicit ``run_dir`` is claimed by its
+        lock.
         """
+        cls.check(config)
         if config.run_dir:
             path = Path(config.run_dir)
-            if path.exists() and any(path.iterdir()) and not config.overwrite:
+            try:
+                path.mkdir(parents=True, exist_ok=True)
+                run = cls(path)
+                run.lock()
+            except OSError as exc:
+                raise output_error("run_dir", path, exc) from None
+            if _has_content(path) and not config.overwrite:  # another run got here first
+                run.unlock()
                 raise UserInputError(
                     f"run_dir '{path}'", "already exists and is not empty", "pass overwrite=true"
                 )
-            path.mkdir(parents=True, exist_ok=True)
-            return cls(path)
+            return run
         strategy = "+".join(config.strategy)
         stamp = time.strftime("%Y%m%d-%H%M%S")
         base = (
@@ -74,15 +150,41 @@ class RunDirectory:
             / config.name
             / f"{config.suite}-{strategy}-s{config.seed}-{stamp}"
         )
-        base.parent.mkdir(parents=True, exist_ok=True)
-        for n in range(1, 10_000):
-            path = base if n == 1 else base.with_name(f"{base.name}~{n}")
-            try:
-                path.mkdir()
-            except FileExistsError:
-                continue
-            return cls(path)
+        try:
+            base.parent.mkdir(parents=True, exist_ok=True)
+            for n in range(1, 10_000):
+                path = base if n == 1 else base.with_name(f"{base.name}~{n}")
+                try:
+                    path.mkdir()
+                except FileExistsError:
+                    continue
+                run = cls(path)
+                run.lock()
+                return run
+        except OSError as exc:
+            raise output_error("runs_dir", base.parent, exc) from None
         raise RuntimeError(f"no free run directory name under {base.parent}")
+
+    def lock(self) -> None:
+        """Claim the directory for this process; refuse one that another process holds."""
+        if fcntl is None or self._lock is not None:
+            return
+        handle = (self.path / LOCK_NAME).open("a")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            raise UserInputError(
+                f"run directory '{self.path}'",
+                "is in use by another robotcl process",
+                "wait for it to end, or choose another run_dir",
+            ) from None
+        self._lock = handle
+
+    def unlock(self) -> None:
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
 
     @property
     def config_file(self) -> Path:
@@ -108,9 +210,19 @@ class RunDirectory:
         atomic_write_text(self.config_file, yaml.safe_dump(data, sort_keys=False))
 
     def read_config(self) -> dict[str, Any]:
+        where = f"run directory '{self.path}'"
+        if not self.path.is_dir():
+            raise UserInputError(where, "not found")
         if not self.config_file.is_file():
-            raise UserInputError(f"run directory '{self.path}'", "has no config.yaml")
-        return yaml.safe_load(self.config_file.read_text())
+            raise UserInputError(where, "has no config.yaml")
+        try:
+            data = yaml.safe_load(self.config_file.read_text())
+        except (yaml.YAMLError, UnicodeDecodeError) as exc:
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise UserInputError(f"{where}", f"config.yaml is not valid YAML ({first})") from None
+        if not isinstance(data, dict):
+            raise UserInputError(where, "config.yaml is not a mapping of config keys")
+        return data
 
     def write_results(self, results: dict[str, Any]) -> None:
         atomic_write_text(self.results_file, json.dumps(_jsonable(results), indent=1))
@@ -119,12 +231,26 @@ class RunDirectory:
         with self.evaluations_file.open("a") as f:
             f.write(json.dumps(_jsonable(record)) + "\n")
 
-    def truncate_evaluations(self, last_step: int) -> None:
-        """Drop evaluation lines after ``last_step`` (the part of a killed task, on resume)."""
+    def truncate_evaluations(self, first_task: int) -> None:
+        """Keep the evaluation lines of the tasks before ``first_task`` (on resume: drop what a
+        killed process wrote of the task it did not finish). A torn last line, which a kill
+        leaves, is dropped; a corrupt line elsewhere is refused."""
         if not self.evaluations_file.exists():
             return
-        lines = self.evaluations_file.read_text().splitlines()
-        kept = [ln for ln in lines if ln.strip() and json.loads(ln)["step"] <= last_step]
+        lines = [ln for ln in self.evaluations_file.read_text().splitlines() if ln.strip()]
+        kept = []
+        for k, line in enumerate(lines):
+            try:
+                record = json.loads(line)
+                task = int(record["training_task"])
+            except (ValueError, KeyError, TypeError):
+                if k == len(lines) - 1:
+                    break  # torn by the kill
+                raise UserInputError(
+                    f"run directory '{self.path}'", f"evaluations.jsonl line {k + 1} is corrupt"
+                ) from None
+            if task < first_task and first_task > 0:
+                kept.append(line)
         atomic_write_text(self.evaluations_file, "".join(f"{ln}\n" for ln in kept))
 
 

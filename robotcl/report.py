@@ -25,8 +25,49 @@ def read_results(run_dir: str | Path) -> dict[str, Any]:
         raise UserInputError(f"run '{run_dir}'", f"results.json is corrupt ({exc})") from None
     if not isinstance(results, dict) or not {"metrics", "curves", "tasks"} <= set(results):
         raise UserInputError(f"run '{run_dir}'", "results.json is not a robotcl results file")
+    problem = _shape_problem(results)
+    if problem:
+        raise UserInputError(f"run '{run_dir}'", f"results.json is malformed: {problem}")
     results["_path"] = str(run_dir)
     return results
+
+
+def _shape_problem(results: dict[str, Any]) -> str | None:
+    """What is wrong with the types of a results file's fields, or None."""
+    expected = {
+        "metrics": dict,
+        "curves": dict,
+        "tasks": list,
+        "strategy": list,
+        "bounds": list,
+        "R": dict,
+        "completed_tasks": int,
+        "seed": int,
+        "metric_mode": str,
+    }
+    for key, kind in expected.items():
+        if key in results and not isinstance(results[key], kind):
+            return f"'{key}' should be a {kind.__name__}, not {type(results[key]).__name__}"
+    for key, value in results["metrics"].items():
+        if not isinstance(value, int | float | list) or isinstance(value, bool):
+            return f"metric '{key}' should be a number, not {type(value).__name__}"
+    if not all(isinstance(t, str) for t in results["tasks"]):
+        return "'tasks' should list task names"
+    curves = results["curves"]
+    steps = curves.get("steps", [])
+    if not isinstance(steps, list) or not all(isinstance(v, int | float) for v in steps):
+        return "'curves.steps' should list numbers"
+    for mode, value in curves.items():
+        if mode in ("steps", "training_task"):
+            continue
+        if not isinstance(value, dict):
+            return f"'curves.{mode}' should be a mapping"
+        for metric, rows in value.items():
+            if not isinstance(rows, list) or any(
+                not isinstance(r, list) or len(r) != len(results["tasks"]) for r in rows
+            ):
+                return f"'curves.{mode}.{metric}' should hold one value per task per point"
+    return None
 
 
 def _fmt(value: Any) -> str:
@@ -40,9 +81,39 @@ def format_table(rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
+def is_grid(path: str | Path) -> bool:
+    """A ``robotcl compare`` directory (it holds grid.json)."""
+    return (Path(path) / "grid.json").is_file()
+
+
 def report(run_dirs: list[str]) -> str:
-    """One row per run; then, for strategies with several seeds, the mean and 90% interval."""
-    runs = [read_results(d) for d in run_dirs]
+    """One row per run; then, for strategies with several seeds, the mean and 90% interval.
+
+    Grid directories (of ``robotcl compare``) given together are combined into one comparison
+    (grids of the same preset made by separate invocations, e.g. one seed per machine)."""
+    if run_dirs and all(is_grid(d) for d in run_dirs):
+        from robotcl.compare import comparison_table, grid_cells
+
+        cells = [cell for d in run_dirs for cell in grid_cells(d)]
+        seen: set[tuple[str, int]] = set()
+        for cell in cells:
+            if (cell.label, cell.seed) in seen:
+                raise UserInputError(
+                    f"grid cell {cell.label} seed {cell.seed}",
+                    "appears in two grids",
+                    "combine grids with distinct seeds",
+                )
+            seen.add((cell.label, cell.seed))
+        return comparison_table(cells)[0]
+    expanded = []
+    for d in run_dirs:
+        if is_grid(d):
+            from robotcl.compare import grid_cells
+
+            expanded += [c.run_dir for c in grid_cells(d) if c.status == "done"]
+        else:
+            expanded.append(d)
+    runs = [read_results(d) for d in expanded]
     header = ["run", "strategy", "seed", "tasks", *COLUMNS]
     rows = [header]
     groups: dict[tuple[str, str], list[dict]] = defaultdict(list)

@@ -56,6 +56,11 @@ class Strategy:
         """Once, before the first task."""
         self.learner, self.suite = learner, suite
 
+    def training_env(self, task_id: int, env: Any) -> Any:
+        """The env the learner collects ``task_id``'s data from (default: the task's own;
+        multitask interleaves every task of the suite)."""
+        return env
+
     def on_task_start(self, task_id: int) -> None:
         """Before training on ``task_id`` starts."""
 
@@ -133,6 +138,11 @@ class StrategyStack(Strategy):
         super().setup(learner, suite)
         for m in self.members:
             m.setup(learner, suite)
+
+    def training_env(self, task_id: int, env: Any) -> Any:
+        for m in self.members:
+            env = m.training_env(task_id, env)
+        return env
 
     def on_task_start(self, task_id: int) -> None:
         for m in self.members:

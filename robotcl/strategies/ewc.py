@@ -56,6 +56,7 @@ class EWC(ParameterRegularizer):
     """Importance = diagonal Fisher of the policy on the finished task's observations."""
 
     name = "ewc"
+    needs_policy = True
     Settings = EWCSettings
     settings: EWCSettings
 

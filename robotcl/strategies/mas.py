@@ -41,6 +41,7 @@ class MAS(ParameterRegularizer):
     """Importance = mean absolute gradient of the squared output norm."""
 
     name = "mas"
+    needs_policy = True
     Settings = MASSettings
     settings: MASSettings
 

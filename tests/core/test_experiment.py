@@ -29,11 +29,13 @@ def test_two_task_cli_run_writes_results_and_tensorboard(tiny, tmp_path, capsys)
     results = json.loads((run_dir / "results.json").read_text())
     R = np.array(results["R"]["stochastic"]["success"])
     assert R.shape == (2, 2) and ((R >= 0) & (R <= 1)).all()
-    assert results["curves"]["steps"] == [0, 50, 100, 150, 200]
+    # task 1's true start (after on_task_start) is evaluated at the step that ends task 0
+    assert results["curves"]["steps"] == [0, 50, 100, 100, 150, 200]
+    assert results["curves"]["training_task"] == [0, 0, 0, 1, 1, 1]
     assert results["bounds"] == [[0, 100], [100, 200]]
     assert {"acc", "bwt", "forgetting", "fwt"} <= set(results["metrics"])
     lines = (run_dir / "evaluations.jsonl").read_text().splitlines()
-    assert [json.loads(ln)["step"] for ln in lines] == [0, 50, 100, 150, 200]
+    assert [json.loads(ln)["step"] for ln in lines] == [0, 50, 100, 100, 150, 200]
     assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["task000", "task001"]
 
     events = EventAccumulator(str(run_dir / "tb"), size_guidance={"scalars": 0, "images": 0})
@@ -95,7 +97,7 @@ def test_hooks_are_called_in_order_with_task_ids(tiny):
         # one update per step from step 50 to 100: sample, penalty, adjust, after in that order
         assert inside == [("sample", task), ("penalty", task), ("adjust", task), ("after",)] * 51
     acting = [c[1] for c in calls if c[0] == "acting"]
-    assert acting == [0, 1] * 5  # every evaluation visits every task in its acting context
+    assert acting == [0, 1] * 6  # every evaluation visits every task in its acting context
 
 
 @pytest.mark.parametrize(
@@ -172,7 +174,7 @@ def test_resume_continues_from_last_finished_task_and_matches_uninterrupted(
     assert resumed["curves"]["steps"] == reference["curves"]["steps"]
     assert resumed["R"] == reference["R"]
     steps = [json.loads(ln)["step"] for ln in (run_dir / "evaluations.jsonl").open()]
-    assert steps == [0, 50, 100, 150, 200]
+    assert steps == [0, 50, 100, 100, 150, 200]
 
 
 def test_report_and_plot_put_runs_side_by_side(tiny, tmp_path, capsys):
@@ -201,6 +203,9 @@ def test_runs_started_together_get_their_own_directories(tmp_path):
 
 def test_resume_refuses_missing_or_corrupt_runs(tiny, tmp_path, capsys):
     assert main(["run", "--resume", str(tmp_path / "nowhere")]) == 2
+    assert "nowhere': not found" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert main(["run", "--resume", str(tmp_path / "empty")]) == 2
     assert "has no config.yaml" in capsys.readouterr().err
     assert main(["run", "quick", *tiny, "num_tasks=1", "name=one"]) == 0
     run_dir = only_run_dir(tmp_path / "runs" / "one")

@@ -44,12 +44,13 @@ def test_backward_transfer_hand_computed():
     assert backward_transfer(R3) == pytest.approx(-0.25)
 
 
-def test_forgetting_hand_computed():
-    # forgetting_j = R[j][j] - R[2][j]: [0.9-0.5, 0.8-0.7] = [0.4, 0.1]; mean 0.25
+def test_forgetting_hand_computed_over_all_tasks_as_continual_world():
+    # forgetting_j = R[j][j] - R[2][j]: [0.9-0.5, 0.8-0.7, 1.0-1.0] = [0.4, 0.1, 0]; Continual
+    # World's code averages over all T = 3 tasks: 0.5 / 3 (not 0.25 over the T-1 = 2)
     mean, per_task = forgetting(R3)
-    assert mean == pytest.approx(0.25)
-    np.testing.assert_allclose(per_task, [0.4, 0.1])
-    assert per_task.shape == (2,)
+    assert mean == pytest.approx(0.5 / 3)
+    np.testing.assert_allclose(per_task, [0.4, 0.1, 0.0])
+    assert per_task.shape == (3,)
 
 
 def test_forgetting_negative_when_task_improves():
@@ -57,8 +58,8 @@ def test_forgetting_negative_when_task_improves():
     # BWT = +0.2. No clipping at zero.
     R = [[0.3, 0.0], [0.5, 0.9]]
     mean, per_task = forgetting(R)
-    assert mean == pytest.approx(-0.2)
-    np.testing.assert_allclose(per_task, [-0.2])
+    assert mean == pytest.approx(-0.2 / 2)
+    np.testing.assert_allclose(per_task, [-0.2, 0.0])
     assert backward_transfer(R) == pytest.approx(0.2)
 
 
@@ -74,7 +75,7 @@ def test_single_task_undefined_metrics_are_nan():
     assert math.isnan(forward_transfer(R, [0.1]))
     mean, per_task = forgetting(R)
     assert math.isnan(mean)
-    assert per_task.shape == (0,)
+    np.testing.assert_allclose(per_task, [0.0])
 
 
 # --------------------------------------------------------------------------- AUC
@@ -188,8 +189,8 @@ def test_compute_metrics_matrix_only():
     assert set(out) == {"acc", "bwt", "forgetting", "forgetting_per_task"}
     assert out["acc"] == pytest.approx(2.2 / 3)
     assert out["bwt"] == pytest.approx(-0.25)
-    assert out["forgetting"] == pytest.approx(0.25)
-    assert out["forgetting_per_task"] == pytest.approx([0.4, 0.1])
+    assert out["forgetting"] == pytest.approx(0.5 / 3)
+    assert out["forgetting_per_task"] == pytest.approx([0.4, 0.1, 0.0])
     assert type(out["acc"]) is float
     assert all(type(x) is float for x in out["forgetting_per_task"])
 
@@ -201,7 +202,7 @@ def test_compute_metrics_all_and_json_serialisable():
     assert out["fwt"] == pytest.approx(-0.1)  # R[0][1] - b[1] = 0.0 - 0.1
     assert out["fwt_auc"] == pytest.approx(0.75)
     assert math.isnan(out["fwt_auc_per_task"][0])
-    assert out["forgetting_per_task"] == pytest.approx([0.4])
+    assert out["forgetting_per_task"] == pytest.approx([0.4, 0.0])
     decoded = json.loads(json.dumps(out))
     assert decoded["fwt_auc"] == pytest.approx(0.75)
     assert math.isnan(decoded["fwt_auc_per_task"][0])
@@ -321,4 +322,4 @@ def test_aggregate_over_compute_metrics_and_empty():
     runs = [compute_metrics(R3, baseline=B3), compute_metrics([[0.8, 0.0], [0.7, 0.9]])]
     out = aggregate(runs)
     assert set(out) == {"acc", "bwt", "forgetting"}  # fwt missing from the second run
-    assert out["forgetting"]["mean"] == pytest.approx((0.25 + 0.1) / 2)
+    assert out["forgetting"]["mean"] == pytest.approx((0.5 / 3 + 0.1 / 2) / 2)
