@@ -16,6 +16,10 @@ EXAMPLES = """examples:
   robotcl report runs/quick/*
   robotcl plot runs/quick/* --metric return --out curves.png
   robotcl show dclaw10 --out dclaw10.png
+
+exit codes: 0 done; 1 a bug (traceback) or, for compare, some runs failed; 2 bad input (one
+line, nothing written); 3 a run stopped (NaN loss, full disk; its last checkpoint is kept);
+130 interrupted (resume with the printed command)
 """
 
 

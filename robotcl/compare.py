@@ -177,7 +177,8 @@ def _check_cells(configs: list[tuple[GridRun, dict[str, Any]]]) -> None:
         if cell.label in seen or cell.status != "pending":
             continue
         seen.add(cell.label)
-        experiment = Experiment(validate_config(data))
+        # on the CPU: the device itself was checked with the config; this process stays off GPUs
+        experiment = Experiment(validate_config({**data, "device": "cpu"}))
         experiment.prepare()
         experiment.evaluator.close()
 

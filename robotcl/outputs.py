@@ -118,6 +118,7 @@ class RunDirectory:
                     f"run_dir '{path}'", "already exists and is not empty", "pass overwrite=true"
                 )
         else:
+            check_writable(Path(config.runs_dir), "runs_dir")
             check_writable(Path(config.runs_dir) / config.name, "runs_dir")
 
     @classmethod

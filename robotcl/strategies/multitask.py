@@ -1,89 +1,84 @@
-"""Multi-task training over the stored data of every task seen so far (the upper bound).
+"""Continual World's multi-task reference: every task of the suite trained at once.
 
-Every finished task's data is kept (an SB3 replay buffer is copied, cut to its content, since the
-learner may reuse or drop it at the next task), and every training batch is replaced by an equal
-share from each task seen so far: the current task's share from the incoming batch, each earlier
-task's from its stored data. Each update thus trains jointly on all tasks so far.
+Wolczyk et al. (2021) compare continual methods with a multi-task learner that interacts with
+the environments of all tasks together for the whole budget. Here that learner runs through the
+same task loop: every stage collects from :class:`InterleavedTasks` (each episode is the next
+task of the suite in turn, so all tasks are interleaved from the first step) and keeps one
+replay buffer and one optimizer across stages, so the run is one uninterrupted multi-task
+training of ``len(suite) * steps_per_task`` steps, the sequential runs' total budget. The
+random warm-up and ``update_after`` apply to the first stage only. ``R[i]`` is the evaluation
+after ``i + 1`` stages; its last row is the reference that ACC is compared with (the sequence's
+BWT and forgetting mean little here).
 
-This is joint training on stored data, not Continual World's multi-task baseline (Wolczyk et al.
-2021), which interacts with all tasks' environments at once for the whole run (CW10, 10M steps):
-here earlier tasks contribute only the transitions collected while they were trained, and the
-current task's data grows as usual. The stored data is the strategy's checkpoint state, so
-checkpoints grow by about one replay buffer per finished task (large).
+For joint training on the stored data of the tasks seen so far, see ``cumulative``.
 """
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
-import numpy as np
-import torch
-from stable_baselines3.common.buffers import ReplayBuffer
+import gymnasium as gym
 
+from robotcl.errors import UserInputError
 from robotcl.registry import register_strategy
-from robotcl.strategies.base import Strategy, TaskData
+from robotcl.strategies.base import Strategy
 
-_REPLAY_ARRAYS = ("observations", "next_observations", "actions", "rewards", "dones", "timeouts")
+
+class InterleavedTasks(gym.Env):
+    """All tasks of a suite behind one env: each ``reset`` starts the next task, round-robin.
+
+    Every task's observation carries its own one-hot, so a multi-head learner trains each head
+    on its task's transitions. A seeded reset seeds every task's env (task ``k`` with
+    ``seed + k``).
+    """
+
+    def __init__(self, suite: Any) -> None:
+        self.envs = [suite.make_env(k) for k in range(len(suite))]
+        self.observation_space = self.envs[0].observation_space
+        self.action_space = self.envs[0].action_space
+        self.current = -1
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[Any, dict]:
+        super().reset(seed=seed)
+        self.current = (self.current + 1) % len(self.envs)
+        if seed is not None:
+            for k, env in enumerate(self.envs):
+                if k != self.current:
+                    env.reset(seed=seed + k)
+            return self.envs[self.current].reset(seed=seed + self.current, options=options)
+        return self.envs[self.current].reset(options=options)
+
+    def step(self, action: Any) -> tuple[Any, float, bool, bool, dict]:
+        return self.envs[self.current].step(action)
+
+    def close(self) -> None:
+        for env in self.envs:
+            env.close()
 
 
 @register_strategy("multitask")
 class Multitask(Strategy):
-    """Equal shares of every seen task in each batch, from the tasks' stored data."""
+    """Train on every task of the suite at once (interleaved envs, one buffer, one optimizer)."""
 
     name = "multitask"
 
-    def __init__(self, settings: Any = None) -> None:
-        super().__init__(settings)
-        self.memories: dict[int, Any] = {}
+    def setup(self, learner: Any, suite: Any) -> None:
+        super().setup(learner, suite)
+        if not all(hasattr(learner, a) for a in ("replay_buffer", "reset_buffer", "random_steps")):
+            raise UserInputError(
+                "multitask",
+                f"needs an off-policy RL learner that collects its own data, not "
+                f"{type(learner).__name__}",
+            )
+        # one uninterrupted training: the stages share the buffer and the optimizer state
+        learner.reset_buffer = False
+        learner.reset_optimizer = False
 
-    def on_task_end(self, task_id: int, data: TaskData) -> None:
-        self.memories[task_id] = keep(data.buffer)
+    def training_env(self, task_id: int, env: Any) -> Any:
+        env.close()
+        return InterleavedTasks(self.suite)
 
-    def sample(self, batch: Any, task_id: int) -> Any:
-        """The first ``n - (k - 1) * (n // k)`` rows of ``batch`` and ``n // k`` rows from each of
-        the ``k - 1`` earlier tasks' data (``n`` rows in all)."""
-        earlier = [m for t, m in sorted(self.memories.items()) if t != task_id and m.size() > 0]
-        n = len(batch[0])
-        share = n // (len(earlier) + 1)
-        if not earlier or share == 0:
-            return batch
-        own = n - share * len(earlier)
-        parts = [type(batch)(*(None if f is None else f[:own] for f in batch))]
-        parts += [memory.sample(share) for memory in earlier]
-        return type(batch)(*(_cat(fields) for fields in zip(*parts, strict=True)))
-
-    def state_dict(self) -> dict[str, Any]:
-        """The stored data of every finished task (large: a replay buffer per task)."""
-        return {"memories": dict(self.memories)}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.memories = dict(state["memories"])
-
-
-def _cat(fields: tuple[torch.Tensor | None, ...]) -> torch.Tensor | None:
-    """Concatenate one field of several batches; optional fields (SB3's ``discounts``) that are
-    None in every batch stay None."""
-    if all(f is None for f in fields):
-        return None
-    return torch.cat(fields)
-
-
-def keep(buffer: Any) -> Any:
-    """What to store of a finished task's data: a trimmed copy of an SB3 replay buffer (same
-    ``size()`` / ``sample(n)``), any other dataset by reference."""
-    if isinstance(buffer, ReplayBuffer):
-        return copy_replay_buffer(buffer)
-    return buffer
-
-
-def copy_replay_buffer(buffer: ReplayBuffer) -> ReplayBuffer:
-    """A copy of ``buffer`` holding just its ``size()`` transitions, sampled by SB3's own code."""
-    if buffer.optimize_memory_usage or not isinstance(buffer.observations, np.ndarray):
-        raise ValueError("multitask stores plain ReplayBuffers only (no optimize_memory_usage)")
-    n = buffer.size()
-    kept = copy.copy(buffer)
-    for name in _REPLAY_ARRAYS:
-        setattr(kept, name, getattr(buffer, name)[:n].copy())
-    kept.buffer_size, kept.pos, kept.full = n, 0, True
-    return kept
+    def on_task_start(self, task_id: int) -> None:
+        if task_id > 0:  # warm-up once, at the start of the whole training
+            self.learner.random_steps = 0
+            self.learner.update_after = 0

@@ -18,6 +18,9 @@ from robotcl.metrics import (
     cw_forward_transfer,
     forgetting,
     forward_transfer,
+    fwt_auc_interval,
+    reference_aucs,
+    task_aucs,
 )
 
 # R[i][j] = success on task j after training task i. Deliberately not symmetric, so swapping
@@ -323,3 +326,72 @@ def test_aggregate_over_compute_metrics_and_empty():
     out = aggregate(runs)
     assert set(out) == {"acc", "bwt", "forgetting"}  # fwt missing from the second run
     assert out["forgetting"]["mean"] == pytest.approx((0.5 / 3 + 0.1 / 2) / 2)
+
+
+# --------------------------------------------------------------------------- reference runs
+
+
+def test_several_reference_runs_are_averaged_per_task():
+    two = {1: [CW_REFERENCE[1], ([0, 50, 100], [0.0, 0.0, 0.0])]}  # AUCs 0.4 and 0.0
+    refs = reference_aucs(two, CW_BOUNDS)
+    np.testing.assert_allclose(refs[:, 1], [0.4, 0.0])
+    assert np.isnan(refs[:, 0]).all()
+    _, per_task = cw_forward_transfer(CW_STEPS, CW_SUCCESS, CW_BOUNDS, two)
+    assert per_task[1] == pytest.approx((0.85 - 0.2) / (1 - 0.2))  # against the mean, 0.2
+
+
+def test_a_task_window_holds_only_the_points_made_while_it_was_trained():
+    # task 1 starts at step 100 twice: the end of task 0 (old network: 0.9 on task 1) and
+    # task 1's own start after on_task_start (a fresh network: 0.0)
+    steps = [0, 50, 100, 100, 150, 200]
+    success = [[0, 0], [0, 0], [0, 0.9], [0, 0.0], [0, 0.4], [0, 0.8]]
+    trained = [0, 0, 0, 1, 1, 1]
+    aucs = task_aucs(steps, success, CW_BOUNDS, trained)
+    assert aucs[1] == pytest.approx((50 * 0.2 + 50 * 0.6) / 100)
+    # a reference run written as such a results.json: its window starts at the fresh point
+    curve = load_reference_from(steps, success, trained)
+    np.testing.assert_allclose(curve[0], [0, 50, 100])
+    np.testing.assert_allclose(curve[1], [0.0, 0.4, 0.8])
+
+
+def load_reference_from(steps, success, trained):
+    import tempfile
+    from pathlib import Path
+
+    from robotcl.experiment import load_reference
+
+    folder = Path(tempfile.mkdtemp())
+    results = {
+        "tasks": ["A", "B"],
+        "bounds": [[0, 100], [100, 200]],
+        "strategy": ["single"],
+        "curves": {"steps": steps, "training_task": trained, "stochastic": {"success": success}},
+    }
+    (folder / "results.json").write_text(json.dumps(results))
+    (curve,) = load_reference([str(folder)], ["B"], "stochastic")[0]
+    return curve
+
+
+def test_fwt_auc_interval_widens_with_the_spread_of_the_reference_runs():
+    runs = [[0.5, 0.6], [0.55, 0.65], [0.45, 0.7]]
+    same = [[0.3, 0.4]] * 3
+    spread = [[0.1, 0.2], [0.3, 0.4], [0.5, 0.6]]
+    mean_same, low_same, high_same = fwt_auc_interval(runs, same, seed=1)
+    mean_spread, low_spread, high_spread = fwt_auc_interval(runs, spread, seed=1)
+    expected = np.mean(
+        [(np.mean(a) - r) / (1 - r) for a, r in zip(np.array(runs).T, [0.3, 0.4], strict=True)]
+    )
+    assert mean_same == pytest.approx(expected) and mean_spread == pytest.approx(expected)
+    assert high_spread - low_spread > 2 * (high_same - low_same) > 0
+    assert fwt_auc_interval([[0.5, 0.6]], [[0.3, 0.4]]) == pytest.approx((expected,) * 3, abs=0.1)
+
+
+def test_aggregate_takes_forward_transfer_intervals_over_runs_and_references():
+    curves = {"steps": CW_STEPS, "success": CW_SUCCESS, "bounds": CW_BOUNDS}
+    refs = {1: [CW_REFERENCE[1], ([0, 50, 100], [0.0, 0.0, 0.0])]}
+    runs = [compute_metrics([[1.0, 0.0], [0.6, 0.6]], curves=curves, reference=refs)] * 2
+    assert runs[0]["reference_auc"][0][1] == pytest.approx(0.4)
+    out = aggregate(runs)
+    assert out["fwt_auc"]["mean"] == pytest.approx(runs[0]["fwt_auc"])
+    plain = bootstrap_ci([r["fwt_auc"] for r in runs])
+    assert out["fwt_auc"]["high"] - out["fwt_auc"]["low"] > plain[2] - plain[1] == 0

@@ -1,5 +1,6 @@
-"""Structural strategies: PackNet's weight ownership, single's fresh learners, multitask's joint
-batches; on the two-task toy, on small tensors, and once each inside the real RL loop."""
+"""Structural strategies: PackNet's weight ownership, single's fresh learners, cumulative's joint
+batches, multitask's interleaved training; on the two-task toy, on small tensors, and once each
+inside the real RL loop."""
 
 from __future__ import annotations
 
@@ -17,8 +18,8 @@ from robotcl.config import load_config
 from robotcl.experiment import run
 from robotcl.registry import register_strategy
 from robotcl.strategies.base import Strategy, TaskData
+from robotcl.strategies.cumulative import Cumulative, keep
 from robotcl.strategies.finetune import Finetune
-from robotcl.strategies.multitask import Multitask, keep
 from robotcl.strategies.packnet import PackNet, PackNetSettings
 from robotcl.strategies.single import Single, SingleSettings
 
@@ -180,9 +181,9 @@ def test_single_redraws_every_parameter_as_a_fresh_learner_would(toy):
     assert all(torch.equal(a, b) for a, b in zip(redrawn, clone_params(learner), strict=True))
 
 
-# -- multitask ----------------------------------------------------------------------------
-def test_multitask_trains_on_equal_shares_and_forgets_much_less(toy):
-    multitask = Multitask()
+# -- cumulative ---------------------------------------------------------------------------
+def test_cumulative_trains_on_equal_shares_and_forgets_much_less(toy):
+    multitask = Cumulative()
     learner, errors = toy.run(multitask, steps=STEPS, layer_norm=True)
     batch = toy.data[1].sample(64)
     mixed = multitask.sample(batch, 1)
@@ -195,7 +196,7 @@ def test_multitask_trains_on_equal_shares_and_forgets_much_less(toy):
     assert finetune_errors(toy)["after_1"][0] > 20 * errors["after_1"][0]
 
 
-def test_multitask_keeps_a_trimmed_copy_of_a_replay_buffer():
+def test_cumulative_keeps_a_trimmed_copy_of_a_replay_buffer():
     obs_space = spaces.Box(-1, 1, (3,), np.float32)
     act_space = spaces.Box(-1, 1, (2,), np.float32)
     buffer = ReplayBuffer(50, obs_space, act_space, device="cpu", handle_timeout_termination=True)
@@ -211,12 +212,12 @@ def test_multitask_keeps_a_trimmed_copy_of_a_replay_buffer():
     assert torch.equal(batch.next_observations, batch.observations + 1)
     assert torch.equal(batch.rewards[:, 0], batch.observations[:, 0])
 
-    multitask = Multitask()
+    multitask = Cumulative()
     multitask.on_task_end(0, TaskData(0, buffer=buffer))
     memory = io.BytesIO()
     torch.save(multitask.state_dict(), memory)
     memory.seek(0)
-    fresh = Multitask()
+    fresh = Cumulative()
     fresh.load_state_dict(torch.load(memory, weights_only=False))
     assert np.array_equal(fresh.memories[0].observations, multitask.memories[0].observations)
 
@@ -248,6 +249,7 @@ class Probe(Strategy):
 
     def on_task_end(self, task_id, data):
         self.log[("end", task_id)] = clone_actor(self.learner)
+        self.log[("stored", task_id)] = data.buffer.size()
 
 
 register_strategy("structural_probe")(Probe)
@@ -293,7 +295,18 @@ def test_single_runs_in_the_rl_loop(tiny):
     assert all(not torch.equal(start_1[i], end_0[i]) for i in weights)
 
 
-def test_multitask_runs_in_the_rl_loop(tiny):
-    run_tiny(tiny, "strategy=[multitask,structural_probe]")
+def test_cumulative_runs_in_the_rl_loop(tiny):
+    run_tiny(tiny, "strategy=[cumulative,structural_probe]")
     assert Probe.log[("mix", 0)].tolist() == [51 * 32, 0]
     assert Probe.log[("mix", 1)].tolist() == [51 * 16, 51 * 16]  # equal shares of both tasks
+
+
+def test_multitask_trains_every_task_from_the_first_step_in_one_buffer(tiny):
+    run_tiny(tiny, "strategy=[multitask,structural_probe]")
+    # 40-step episodes alternate T0, T1, T0: updates from step 50 already see both tasks
+    first = Probe.log[("mix", 0)]
+    assert first[0] > 0 and first[1] > 0 and first.sum() == 51 * 32
+    assert Probe.log[("updates", 1)] == 100  # the second stage continues: no new warm-up
+    assert Probe.log[("stored", 0)] == 100 and Probe.log[("stored", 1)] == 200  # one buffer
+    second = Probe.log[("mix", 1)]
+    assert second[0] > 0 and second[1] > 0
