@@ -1,8 +1,16 @@
-"""Learners: what is trained on a suite (ContinualSAC and ContinualTD3 for RL, BCLearner for
-supervised)."""
+"""Learners: what is trained on a suite (ContinualSAC, ContinualTD3 and ContinualPPO for RL,
+BCLearner for supervised). The protocol they follow is :mod:`robotcl.learner`."""
 
+from robotcl.agents.ppo import ContinualPPO
 from robotcl.agents.sac import ContinualSAC
 from robotcl.agents.supervised import BCLearner, SupervisedBatch, TransitionDataset
 from robotcl.agents.td3 import ContinualTD3
 
-__all__ = ["BCLearner", "ContinualSAC", "ContinualTD3", "SupervisedBatch", "TransitionDataset"]
+__all__ = [
+    "BCLearner",
+    "ContinualPPO",
+    "ContinualSAC",
+    "ContinualTD3",
+    "SupervisedBatch",
+    "TransitionDataset",
+]

@@ -125,11 +125,19 @@ class MultiHeadActor(Actor):
 
 
 class MultiHeadCritic(ContinuousCritic):
-    """Twin Q networks, each a shared trunk over (state, action) with one output per task."""
+    """Twin Q networks, each a shared trunk over (state, action) with a head per task of
+    ``outputs`` values (1; or a distributional critic's quantiles, as TQC's)."""
 
-    def __init__(self, *args: Any, num_tasks: int = 1, layer_norm: bool = False, **kwargs: Any):
+    def __init__(
+        self,
+        *args: Any,
+        num_tasks: int = 1,
+        layer_norm: bool = False,
+        outputs: int = 1,
+        **kwargs: Any,
+    ):
         super().__init__(*args, **kwargs)
-        self.num_tasks = num_tasks
+        self.num_tasks, self.outputs = num_tasks, outputs
         action_dim = int(self.action_space.shape[0])
         net_arch: list[int] = kwargs["net_arch"]
         activation = kwargs.get("activation_fn", nn.ReLU)
@@ -139,7 +147,7 @@ class MultiHeadCritic(ContinuousCritic):
         for idx in range(self.n_critics):
             q_net = nn.Sequential(
                 make_trunk(in_dim, net_arch, activation, layer_norm),
-                TaskHeads(width, 1, num_tasks),
+                TaskHeads(width, outputs, num_tasks),
             )
             self.add_module(f"qf{idx}", q_net)
             self.q_networks.append(q_net)
@@ -159,10 +167,11 @@ class MultiHeadCritic(ContinuousCritic):
         return q[1](q[0](torch.cat([features, actions], dim=1)), task_index(obs, self.num_tasks))
 
 
-class _MultiHeadPolicy:
-    """What the multi-head SB3 policies share: the task count and LayerNorm switch, kept for
-    saving, the features extractor that strips the one-hot, and how actor (``actor_class``) and
-    critic are made."""
+class MultiHeadPolicyMixin:
+    """What the multi-head SB3 off-policy policies share, placed before the SB3 policy in the
+    bases: the task count and LayerNorm switch, kept for saving, the features extractor that
+    strips the one-hot, and how actor (``actor_class``) and critic (:class:`MultiHeadCritic`, with
+    ``n_quantiles`` outputs per task when the SB3 critic has quantiles) are made."""
 
     actor_class: type[nn.Module]
 
@@ -195,11 +204,14 @@ class _MultiHeadPolicy:
         self, features_extractor: BaseFeaturesExtractor | None = None
     ) -> ContinuousCritic:
         kwargs = self._update_features_extractor(self.critic_kwargs, features_extractor)
-        critic = MultiHeadCritic(**kwargs, num_tasks=self.num_tasks, layer_norm=self.layer_norm)
+        outputs = kwargs.pop("n_quantiles", 1)
+        critic = MultiHeadCritic(
+            **kwargs, num_tasks=self.num_tasks, layer_norm=self.layer_norm, outputs=outputs
+        )
         return critic.to(self.device)
 
 
-class MultiHeadSACPolicy(_MultiHeadPolicy, SACPolicy):
+class MultiHeadSACPolicy(MultiHeadPolicyMixin, SACPolicy):
     """SB3 SAC policy built from :class:`MultiHeadActor` and :class:`MultiHeadCritic`."""
 
     actor_class = MultiHeadActor
@@ -233,7 +245,7 @@ class MultiHeadTD3Actor(DeterministicActor):
         return torch.tanh(self.pre_tanh(obs))
 
 
-class MultiHeadTD3Policy(_MultiHeadPolicy, TD3Policy):
+class MultiHeadTD3Policy(MultiHeadPolicyMixin, TD3Policy):
     """SB3 TD3 policy built from :class:`MultiHeadTD3Actor` and :class:`MultiHeadCritic`
     (the target actor and target critic are copies made the same way)."""
 

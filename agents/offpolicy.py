@@ -26,14 +26,10 @@ import gymnasium as gym
 import numpy as np
 import torch
 from stable_baselines3.common.buffers import ReplayBuffer
-from stable_baselines3.common.callbacks import BaseCallback
-from stable_baselines3.common.monitor import Monitor
-from stable_baselines3.common.utils import get_device, polyak_update
-from stable_baselines3.common.vec_env import DummyVecEnv
+from stable_baselines3.common.utils import polyak_update
 
-from robotcl.agents.networks import ACTIVATIONS
-from robotcl.errors import TrainingDiverged
-from robotcl.strategies.base import Strategy, TaskData
+from robotcl.agents.sb3 import ContinualSB3
+from robotcl.strategies.base import TaskData
 
 
 @contextlib.contextmanager
@@ -49,9 +45,6 @@ def frozen(module: torch.nn.Module) -> Iterator[None]:
             p.requires_grad_(flag)
 
 
-#: the losses of an update that must stay finite
-_CHECKED = ("critic_loss", "actor_loss", "penalty")
-
 # (source, target) attribute names of SB3's batch-norm running statistics: SAC, then TD3
 _BATCH_NORM_STATS = (
     ("batch_norm_stats", "batch_norm_stats_target"),
@@ -60,9 +53,13 @@ _BATCH_NORM_STATS = (
 )
 
 
-class ContinualOffPolicy:
+class ContinualOffPolicy(ContinualSB3):
     """Task switches, per-task warm-up, the training loop and the learner protocol for an SB3
     off-policy algorithm with a multi-head ``actor`` (trunk ``latent_pi``) and ``critic``."""
+
+    capabilities = frozenset(
+        {"replay_data", "reference_loss", "policy_distribution", "update", "trunks", "off_policy"}
+    )
 
     #: the actor's per-task output layers, for ``parameter_groups()["actor_heads"]``
     actor_head_names: ClassVar[tuple[str, ...]] = ("mu",)
@@ -70,10 +67,7 @@ class ContinualOffPolicy:
     # set by the SB3 algorithm this is mixed into (annotations only: nothing is shadowed)
     actor: Any
     critic: Any
-    policy: Any
     replay_buffer: Any
-    num_timesteps: int
-    _n_updates: int
 
     def init_continual(
         self,
@@ -86,17 +80,36 @@ class ContinualOffPolicy:
         task_names: list[str] | None,
     ) -> None:
         """The continual settings; call before the SB3 constructor (which may set up the model)."""
-        self.num_tasks = num_tasks
+        self.init_tasks(num_tasks, task_names, log_every_updates)
         self.random_steps, self.update_after = random_steps, update_after
         self.reset_buffer, self.reset_optimizer = reset_buffer, reset_optimizer
-        self.log_every_updates = log_every_updates
-        self.task_names = list(task_names) if task_names else [str(i) for i in range(num_tasks)]
-        self.current_task = 0
-        self._task_start_step = 0
-        self.strategy: Strategy = Strategy()
 
-    @staticmethod
+    @classmethod
+    def config_problem(cls, config: Any) -> str | None:
+        """What in ``config`` this learner cannot run, or None: steps per task in whole update
+        rounds, and at least one gradient update per task."""
+        agent = config.agent
+        if config.steps_per_task % agent.train_freq:
+            return (
+                f"steps_per_task={config.steps_per_task} must be a multiple of "
+                f"agent.train_freq={agent.train_freq}"
+            )
+        if agent.batch_size > agent.buffer_size:
+            return (
+                f"agent.batch_size={agent.batch_size} exceeds agent.buffer_size="
+                f"{agent.buffer_size}: no batch can be drawn"
+            )
+        first = max(agent.update_after, agent.batch_size)
+        if config.steps_per_task < first:
+            return (
+                f"steps_per_task={config.steps_per_task} gives no gradient update: updates start "
+                f"after max(agent.update_after, agent.batch_size)={first} steps of each task"
+            )
+        return None
+
+    @classmethod
     def multi_head_policy_kwargs(
+        cls,
         num_tasks: int,
         net_arch: list[int] | tuple[int, ...],
         activation: str,
@@ -104,37 +117,13 @@ class ContinualOffPolicy:
         device: str,
     ) -> dict[str, Any]:
         """Keyword arguments of the multi-head SB3 policies in :mod:`robotcl.agents.networks`."""
-        # Adam over all parameters at once: fused kernels on CUDA, multi-tensor ops on CPU
-        fast = "fused" if get_device(device).type == "cuda" else "foreach"
         return dict(
             net_arch=list(net_arch),
-            activation_fn=ACTIVATIONS[activation],
+            activation_fn=cls.activation(activation),
             num_tasks=num_tasks,
             layer_norm=layer_norm,
-            optimizer_kwargs={fast: True},
+            optimizer_kwargs=cls.optimizer_kwargs(device),
         )
-
-    # -- set-up ---------------------------------------------------------------------------
-    def _setup_model(self) -> None:
-        super()._setup_model()
-        prepare = self.__dict__.pop("prepare", None)  # Learner.load(..., prepare=fn)
-        if prepare is not None:
-            prepare(self)
-
-    def _excluded_save_params(self) -> list[str]:
-        return [*super()._excluded_save_params(), "strategy"]
-
-    def attach(self, strategy: Strategy) -> None:
-        """Use ``strategy``'s hooks from now on."""
-        self.strategy = strategy
-
-    @staticmethod
-    def wrap_env(env: gym.Env, seed: int | None = None) -> DummyVecEnv:
-        """The vectorised, monitored form SB3 trains on."""
-        vec = DummyVecEnv([lambda: Monitor(env)])
-        if seed is not None:
-            vec.seed(seed)
-        return vec
 
     # -- task switches --------------------------------------------------------------------
     def start_task(self, task_id: int, env: gym.Env, seed: int | None = None) -> None:
@@ -164,17 +153,9 @@ class ContinualOffPolicy:
                 **policy.optimizer_kwargs,
             )
 
-    def learn_task(self, steps: int, callback: BaseCallback | None = None) -> None:
-        """Train the current task for ``steps`` env steps."""
-        self.learn(steps, callback=callback, reset_num_timesteps=False, log_interval=10)
-
     def task_data(self) -> TaskData:
         """What the finished task leaves to strategies."""
         return TaskData(self.current_task, buffer=self.replay_buffer, env=self.env)
-
-    @property
-    def task_steps(self) -> int:
-        return self.num_timesteps - self._task_start_step
 
     # -- acting ---------------------------------------------------------------------------
     def _sample_action(
@@ -185,11 +166,6 @@ class ContinualOffPolicy:
         if self.task_steps < self.random_steps:
             return super()._sample_action(self.num_timesteps + 1, None, n_envs)
         return super()._sample_action(0, action_noise, n_envs)
-
-    def act(self, observations: np.ndarray, deterministic: bool) -> np.ndarray:
-        """Actions for a batch of observations (used by the evaluator)."""
-        actions, _ = self.predict(observations, deterministic=deterministic)
-        return actions
 
     # -- parameters -----------------------------------------------------------------------
     def parameter_groups(self) -> dict[str, list[torch.nn.Parameter]]:
@@ -202,6 +178,29 @@ class ContinualOffPolicy:
             "critic_trunk": [p for q in critic_nets for p in q[0].parameters()],
             "critic_heads": [p for q in critic_nets for p in q[1].parameters()],
         }
+
+    def trunk_slots(self, group: str) -> list[tuple[str, tuple[torch.nn.Module, Any], Any]]:
+        """Where ``group``'s trunk modules sit, as (name, (owner, key), mirrored name or None):
+        the actor's ``latent_pi`` and each Q network's first block; target networks mirror."""
+        if group == "actor_trunk":
+            slots = [("actor", (self.actor, "latent_pi"), None)]
+            if getattr(self, "actor_target", None) is not None:  # TD3
+                slots.append(("actor_target", (self.actor_target, "latent_pi"), "actor"))
+            return slots
+        if group == "critic_trunk":
+            slots = [(f"critic.{i}", (q, 0), None) for i, q in enumerate(self.critic.q_networks)]
+            target = getattr(self, "critic_target", None)
+            if target is not None:
+                slots += [
+                    (f"critic_target.{i}", (q, 0), f"critic.{i}")
+                    for i, q in enumerate(target.q_networks)
+                ]
+            return slots
+        raise KeyError(group)
+
+    def optimizer_holders(self) -> list[tuple[Any, torch.nn.Module]]:
+        """(object whose ``.optimizer`` trains ``module``, module) pairs."""
+        return [(self.actor, self.actor), (self.critic, self.critic)]
 
     # -- the update -----------------------------------------------------------------------
     def update(self, batch: Any) -> dict[str, torch.Tensor]:
@@ -235,29 +234,6 @@ class ContinualOffPolicy:
             batch = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)
             out = self.update(batch)
             if self._n_updates % self.log_every_updates == 0:
-                self._record(out)
+                self.record(out)
         self.policy.set_training_mode(False)
         self.check_finite(out)
-
-    def check_finite(self, out: dict[str, torch.Tensor]) -> None:
-        """Stop the run (:class:`~robotcl.errors.TrainingDiverged`) when the last update's
-        losses or any network parameter are NaN or infinite (one host sync per round)."""
-        losses = {k: out[k].detach().reshape(()) for k in _CHECKED if k in out}
-        params = [p.detach() for p in self.policy.parameters()]
-        norms = torch.stack([*losses.values(), *torch._foreach_norm(params)])
-        if bool(torch.isfinite(norms).all()):
-            return
-        bad = [f"{k}={v.item()}" for k, v in losses.items() if not torch.isfinite(v)]
-        raise TrainingDiverged(self.num_timesteps, ", ".join(bad) or "a network parameter")
-
-    def _record(self, out: dict[str, torch.Tensor]) -> None:
-        logger = self.logger
-        for key in ("critic_loss", "actor_loss", "penalty"):
-            if key in out:
-                logger.record(f"train/{key}", out[key].item())
-        self._record_extra(out)
-        logger.record("train/n_updates", self._n_updates)
-        logger.dump(self.num_timesteps)
-
-    def _record_extra(self, out: dict[str, torch.Tensor]) -> None:
-        """Learner-specific scalars to log next to the losses."""

@@ -29,7 +29,7 @@ from robotcl.agents.networks import MultiHeadSACPolicy, task_index
 from robotcl.agents.offpolicy import ContinualOffPolicy, frozen
 from robotcl.registry import register_agent
 
-__all__ = ["ContinualSAC", "frozen"]
+__all__ = ["ContinualSAC", "PerTaskEntropy", "frozen"]
 
 
 class _ActorDistribution(torch.nn.Module):
@@ -44,8 +44,83 @@ class _ActorDistribution(torch.nn.Module):
         return mean, log_std
 
 
+class PerTaskEntropy:
+    """The maximum-entropy update with a log-alpha per task, for SB3 algorithms of the SAC family
+    (SAC, TQC, ...) under :class:`~robotcl.agents.offpolicy.ContinualOffPolicy`.
+
+    Placed first in the bases (``class ContinualSAC(PerTaskEntropy, ContinualOffPolicy, SAC)``);
+    the learner defines ``losses(batch)`` -> critic_loss, actor_loss, log_prob, tasks, using
+    ``self._alpha(tasks)`` as each row's entropy coefficient.
+    """
+
+    # -- set-up ---------------------------------------------------------------------------
+    def _setup_model(self) -> None:
+        super()._setup_model()  # the SB3 algorithm's, then the strategy's prepare
+        if self.log_ent_coef is not None:  # one log-alpha per task
+            init = float(self.log_ent_coef.detach()[0])
+            self.log_ent_coef = torch.full(
+                (self.num_tasks,), init, device=self.device, requires_grad=True
+            )
+            self.ent_coef_optimizer = torch.optim.Adam([self.log_ent_coef], lr=self.lr_schedule(1))
+
+    def reset_optimizers(self) -> None:
+        """Fresh optimizer state for the actor, the critic and the log-alphas."""
+        super().reset_optimizers()
+        if self.ent_coef_optimizer is not None:
+            self.ent_coef_optimizer = torch.optim.Adam([self.log_ent_coef], lr=self.lr_schedule(1))
+
+    # -- parameters -----------------------------------------------------------------------
+    def policy_distribution(self) -> torch.nn.Module:
+        """obs -> (mean, log-std) of the Gaussian actor: what EWC and MAS differentiate."""
+        return _ActorDistribution(self.actor)
+
+    # -- the update -----------------------------------------------------------------------
+    def _alpha(self, tasks: torch.Tensor) -> torch.Tensor:
+        if self.log_ent_coef is None:
+            return self.ent_coef_tensor
+        return self.log_ent_coef.detach()[tasks].exp().unsqueeze(1)
+
+    def reference_loss(self, batch: ReplayBufferSamples) -> torch.Tensor:
+        """The training loss on ``batch``, for strategies that need gradients on a memory."""
+        out = self.losses(batch)
+        return out["critic_loss"] + out["actor_loss"]
+
+    def update(self, batch: ReplayBufferSamples) -> dict[str, torch.Tensor]:
+        """One gradient step on ``batch`` through the strategy hooks."""
+        task = self.current_task
+        batch = self.strategy.sample(batch, task)
+        out = self.losses(batch)
+        if self.ent_coef_optimizer is not None:
+            log_alpha = self.log_ent_coef[out["tasks"]]
+            alpha_loss = -(log_alpha * (out["log_prob"].squeeze(1) + self.target_entropy).detach())
+            self.ent_coef_optimizer.zero_grad()
+            alpha_loss.mean().backward()
+            self.ent_coef_optimizer.step()
+        loss = out["critic_loss"] + out["actor_loss"]
+        penalty = self.strategy.penalty(task)
+        if penalty is not None:
+            loss = loss + penalty
+            out["penalty"] = penalty
+        self.actor.optimizer.zero_grad()
+        self.critic.optimizer.zero_grad()
+        loss.backward()
+        self.strategy.adjust_gradients(task)
+        self.actor.optimizer.step()
+        self.critic.optimizer.step()
+        self.strategy.after_step()
+        self._n_updates += 1
+        if self._n_updates % self.target_update_interval == 0:
+            self._update_target()
+        return out
+
+    def _record_extra(self, out: dict[str, torch.Tensor]) -> None:
+        name = self.task_names[self.current_task]
+        alpha = self._alpha(torch.tensor([self.current_task], device=self.device))
+        self.logger.record(f"train/alpha/{name}", float(alpha.reshape(-1)[0]))
+
+
 @register_agent("sac")
-class ContinualSAC(ContinualOffPolicy, SAC):
+class ContinualSAC(PerTaskEntropy, ContinualOffPolicy, SAC):
     """Multi-head SAC for a sequence of tasks, with continual-strategy hooks.
 
     :param num_tasks: length of the suite (the one-hot length, the number of heads)
@@ -122,33 +197,6 @@ class ContinualSAC(ContinualOffPolicy, SAC):
             _init_setup_model=_init_setup_model,
         )
 
-    # -- set-up ---------------------------------------------------------------------------
-    def _setup_model(self) -> None:
-        super()._setup_model()  # SB3's SAC, then the strategy's prepare (ContinualOffPolicy)
-        if self.log_ent_coef is not None:  # one log-alpha per task
-            init = float(self.log_ent_coef.detach()[0])
-            self.log_ent_coef = torch.full(
-                (self.num_tasks,), init, device=self.device, requires_grad=True
-            )
-            self.ent_coef_optimizer = torch.optim.Adam([self.log_ent_coef], lr=self.lr_schedule(1))
-
-    def reset_optimizers(self) -> None:
-        """Fresh optimizer state for the actor, the critic and the log-alphas."""
-        super().reset_optimizers()
-        if self.ent_coef_optimizer is not None:
-            self.ent_coef_optimizer = torch.optim.Adam([self.log_ent_coef], lr=self.lr_schedule(1))
-
-    # -- parameters -----------------------------------------------------------------------
-    def policy_distribution(self) -> torch.nn.Module:
-        """obs -> (mean, log-std) of the Gaussian actor: what EWC and MAS differentiate."""
-        return _ActorDistribution(self.actor)
-
-    # -- the update -----------------------------------------------------------------------
-    def _alpha(self, tasks: torch.Tensor) -> torch.Tensor:
-        if self.log_ent_coef is None:
-            return self.ent_coef_tensor
-        return self.log_ent_coef.detach()[tasks].exp().unsqueeze(1)
-
     def losses(self, batch: ReplayBufferSamples) -> dict[str, torch.Tensor]:
         """Critic and actor losses on ``batch`` (no optimizer step); also the log-probs."""
         obs = batch.observations
@@ -176,41 +224,3 @@ class ContinualSAC(ContinualOffPolicy, SAC):
             "log_prob": log_prob,
             "tasks": tasks,
         }
-
-    def reference_loss(self, batch: ReplayBufferSamples) -> torch.Tensor:
-        """The training loss on ``batch``, for strategies that need gradients on a memory."""
-        out = self.losses(batch)
-        return out["critic_loss"] + out["actor_loss"]
-
-    def update(self, batch: ReplayBufferSamples) -> dict[str, torch.Tensor]:
-        """One gradient step on ``batch`` through the strategy hooks."""
-        task = self.current_task
-        batch = self.strategy.sample(batch, task)
-        out = self.losses(batch)
-        if self.ent_coef_optimizer is not None:
-            log_alpha = self.log_ent_coef[out["tasks"]]
-            alpha_loss = -(log_alpha * (out["log_prob"].squeeze(1) + self.target_entropy).detach())
-            self.ent_coef_optimizer.zero_grad()
-            alpha_loss.mean().backward()
-            self.ent_coef_optimizer.step()
-        loss = out["critic_loss"] + out["actor_loss"]
-        penalty = self.strategy.penalty(task)
-        if penalty is not None:
-            loss = loss + penalty
-            out["penalty"] = penalty
-        self.actor.optimizer.zero_grad()
-        self.critic.optimizer.zero_grad()
-        loss.backward()
-        self.strategy.adjust_gradients(task)
-        self.actor.optimizer.step()
-        self.critic.optimizer.step()
-        self.strategy.after_step()
-        self._n_updates += 1
-        if self._n_updates % self.target_update_interval == 0:
-            self._update_target()
-        return out
-
-    def _record_extra(self, out: dict[str, torch.Tensor]) -> None:
-        name = self.task_names[self.current_task]
-        alpha = self._alpha(torch.tensor([self.current_task], device=self.device))
-        self.logger.record(f"train/alpha/{name}", float(alpha.reshape(-1)[0]))

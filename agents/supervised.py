@@ -77,6 +77,10 @@ class BCLearner:
     ``start_task(i, dataset)`` takes the task's :class:`TransitionDataset` (expert data).
     """
 
+    capabilities = frozenset(
+        {"replay_data", "reference_loss", "policy_distribution", "update", "trunks"}
+    )
+
     def __init__(
         self,
         obs_dim: int,
@@ -119,12 +123,14 @@ class BCLearner:
         trainable = [p for p in self.net.parameters() if p.requires_grad]
         self.optimizer = torch.optim.Adam(trainable, lr=self.learning_rate)
 
-    def learn_task(self, steps: int, callback: Any = None) -> None:
-        """``steps`` gradient steps on the current task's data."""
+    def learn_task(self, steps: int, on_step: Any = None) -> None:
+        """``steps`` gradient steps on the current task's data, ``on_step()`` after each."""
         self.net.train()
         for _ in range(steps):
             self.update(self.data.sample(self.batch_size))
             self.num_timesteps += 1
+            if on_step is not None:
+                on_step()
         self.net.eval()
 
     def task_data(self) -> TaskData:
@@ -143,6 +149,15 @@ class BCLearner:
             "actor_trunk": list(self.net.latent_pi.parameters()),
             "actor_heads": list(self.net.mu.parameters()),
         }
+
+    def trunk_slots(self, group: str) -> list[tuple[str, tuple[nn.Module, Any], Any]]:
+        """Where the trunk sits (progressive columns replace it)."""
+        if group != "actor_trunk":
+            raise KeyError(group)
+        return [("actor", (self.net, "latent_pi"), None)]
+
+    def optimizer_holders(self) -> list[tuple[Any, nn.Module]]:
+        return [(self, self.net)]
 
     def reference_loss(self, batch: SupervisedBatch) -> torch.Tensor:
         return F.mse_loss(self.net(batch.observations)[0], batch.actions)

@@ -19,8 +19,9 @@ from robotcl.errors import UserInputError
 
 
 def _rng_state(learner: Any) -> dict[str, Any]:
+    space = getattr(learner, "action_space", None)
     return {
-        "action_space": learner.action_space.np_random.bit_generator.state,
+        "action_space": None if space is None else space.np_random.bit_generator.state,
         "python": random.getstate(),
         "numpy": np.random.get_state(),
         "torch": torch.get_rng_state(),
@@ -30,7 +31,8 @@ def _rng_state(learner: Any) -> dict[str, Any]:
 
 def _set_rng_state(state: dict[str, Any], learner: Any) -> None:
     # SB3's load reseeds the action space (used for random warm-up actions): restore it too.
-    learner.action_space.np_random.bit_generator.state = state["action_space"]
+    if state["action_space"] is not None:
+        learner.action_space.np_random.bit_generator.state = state["action_space"]
     random.setstate(state["python"])
     np.random.set_state(state["numpy"])
     torch.set_rng_state(state["torch"])

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import inspect
 import re
+import sys
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
@@ -38,16 +39,16 @@ class _Strict(BaseModel):
 
 
 class AgentConfig(_Strict):
-    """Learner settings. Keys marked "sac only" or "td3 only" belong to that learner; the others
-    are shared by ContinualSAC and ContinualTD3 with one default: Continual World's SAC
-    (Wolczyk et al. 2021). TD3's own keys default to Fujimoto et al. 2018.
+    """Learner settings. Keys marked "sac only", "td3 only" or "ppo only" belong to that learner;
+    the others are shared with one default: Continual World's SAC (Wolczyk et al. 2021). TD3's
+    own keys default to Fujimoto et al. 2018, PPO's to stable-baselines3's.
 
     Setting a key that the chosen agent does not take is an error (a value equal to the default
     is accepted, so presets that spell out SAC defaults and saved configs that list every key
     load for any agent). The learner receives only the keys its ``__init__`` takes.
     """
 
-    name: str = Field("sac", description="learner: a registered agent name (sac, td3)")
+    name: str = Field("sac", description="learner: a registered agent name (sac, td3, ppo)")
     learning_rate: float = Field(
         1e-3, gt=0, le=1, description="Adam learning rate (above 1 Adam only diverges)"
     )
@@ -57,7 +58,8 @@ class AgentConfig(_Strict):
     gamma: float = Field(0.99, ge=0, le=1, description="discount")
     ent_coef: Literal["auto"] | PositiveFloat = Field(
         "auto",
-        description="sac only: entropy coefficient, or 'auto' for a tuned log-alpha per task",
+        description="ppo, sac only: entropy coefficient: SAC's, or 'auto' for a tuned "
+        "log-alpha per task; PPO's entropy bonus ('auto': 0)",
     )
     policy_delay: PositiveInt = Field(
         2,
@@ -75,6 +77,12 @@ class AgentConfig(_Strict):
         description="td3 only: std of the Gaussian exploration noise, actions in [-1, 1] "
         "(Fujimoto: 0.1)",
     )
+    n_steps: PositiveInt = Field(2048, description="ppo only: env steps per rollout (SB3: 2048)")
+    n_epochs: PositiveInt = Field(10, description="ppo only: passes over each rollout (SB3: 10)")
+    gae_lambda: float = Field(0.95, ge=0, le=1, description="ppo only: GAE lambda (SB3: 0.95)")
+    clip_range: PositiveFloat = Field(0.2, description="ppo only: surrogate clip (SB3: 0.2)")
+    vf_coef: NonNegativeFloat = Field(0.5, description="ppo only: value loss weight (SB3: 0.5)")
+    max_grad_norm: PositiveFloat = Field(0.5, description="ppo only: gradient norm clip (SB3: 0.5)")
     train_freq: PositiveInt = Field(50, description="env steps between update rounds")
     gradient_steps: PositiveInt = Field(50, description="gradient steps per update round")
     random_steps: NonNegativeInt = Field(10_000, description="random actions at each task start")
@@ -208,12 +216,11 @@ class ExperimentConfig(_Strict):
         return value
 
     @model_validator(mode="after")
-    def _whole_update_rounds(self) -> ExperimentConfig:
-        if self.steps_per_task % self.agent.train_freq:
-            raise ValueError(
-                f"steps_per_task={self.steps_per_task} must be a multiple of "
-                f"agent.train_freq={self.agent.train_freq}"
-            )
+    def _learner_can_run_it(self) -> ExperimentConfig:
+        check = getattr(_agents().get(self.agent.name), "config_problem", None)
+        problem = check(self) if check is not None else None
+        if problem:
+            raise ValueError(problem)
         return self
 
     @model_validator(mode="after")
@@ -222,25 +229,6 @@ class ExperimentConfig(_Strict):
             raise ValueError(
                 f"tasks={self.tasks} and num_tasks={self.num_tasks} both set; an explicit task "
                 "list is the curriculum: drop num_tasks"
-            )
-        return self
-
-    @model_validator(mode="after")
-    def _some_update(self) -> ExperimentConfig:
-        agent = self.agent
-        keys = AgentConfig.keys_taken_by(_agents().get(agent.name))
-        if keys is not None and not {"update_after", "batch_size"} <= keys:
-            return self
-        if agent.batch_size > agent.buffer_size:
-            raise ValueError(
-                f"agent.batch_size={agent.batch_size} exceeds agent.buffer_size="
-                f"{agent.buffer_size}: no batch can be drawn"
-            )
-        first = max(agent.update_after, agent.batch_size)
-        if self.steps_per_task < first:
-            raise ValueError(
-                f"steps_per_task={self.steps_per_task} gives no gradient update: updates start "
-                f"after max(agent.update_after, agent.batch_size)={first} steps of each task"
             )
         return self
 
@@ -385,7 +373,27 @@ def merge_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     keys = {item.partition("=")[0] for item in overrides}
     if "tasks" in keys and "num_tasks" not in keys:
         data.pop("num_tasks", None)
-    return apply_overrides(data, overrides)
+    data = apply_overrides(data, overrides)
+    agent = data.get("agent")
+    if "agent.name" in keys and isinstance(agent, dict) and agent.get("name") in _agents():
+        # a preset written for one learner, run with another: its keys that the other learner
+        # does not take are left out (the user's own overrides are still checked)
+        taken = AgentConfig.keys_taken_by(_agents().get(agent["name"]))
+        dropped = [
+            k
+            for k in list(agent)
+            if taken is not None and k != "name" and k not in taken and f"agent.{k}" not in keys
+        ]
+        for k in dropped:
+            del agent[k]
+        if dropped:
+            print(
+                f"robotcl: warning: agent '{agent['name']}' does not take the source's "
+                + ", ".join(f"agent.{k}" for k in dropped)
+                + "; left out",
+                file=sys.stderr,
+            )
+    return data
 
 
 def load_config(source: str | None = None, overrides: list[str] | None = None) -> ExperimentConfig:

@@ -22,7 +22,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from stable_baselines3.common.callbacks import BaseCallback
 
 import robotcl
 import robotcl.agents  # noqa: F401  (registers the built-in learners)
@@ -32,6 +31,7 @@ from robotcl.config import AgentConfig, ExperimentConfig, validate_config
 from robotcl.envs.suites import Suite, make_suite
 from robotcl.errors import RunStopped, UserInputError
 from robotcl.evaluation import Evaluator, TaskScore
+from robotcl.learner import unmet_needs
 from robotcl.metrics import compute_metrics
 from robotcl.outputs import RunDirectory, TensorBoardLog
 from robotcl.progress import progress
@@ -79,21 +79,6 @@ def versions() -> dict[str, str]:
         "gymnasium": gymnasium.__version__,
         "stable_baselines3": stable_baselines3.__version__,
     }
-
-
-class _TaskCallback(BaseCallback):
-    """Advances the progress bar and evaluates every ``every`` steps into the task."""
-
-    def __init__(self, experiment: Experiment, every: int, steps: int, bar: Any) -> None:
-        super().__init__()
-        self.experiment, self.every, self.steps, self.bar = experiment, every, steps, bar
-
-    def _on_step(self) -> bool:
-        self.bar.update(1)
-        done = self.model.task_steps
-        if done % self.every == 0 and done < self.steps:
-            self.experiment.evaluate(self.model.num_timesteps, self.model.current_task)
-        return True
 
 
 class Experiment:
@@ -161,6 +146,14 @@ class Experiment:
             cls = AGENTS.get(config.agent.name)
             self.learner, self.results = load_checkpoint(
                 resume_from, cls, config.device, self.strategy
+            )
+        unmet = unmet_needs(self.strategy, self.learner)
+        if unmet:
+            raise UserInputError(
+                f"strategy {'+'.join(config.strategy)} with agent '{config.agent.name}'",
+                f"the strategy needs {', '.join(unmet)}, which {type(self.learner).__name__} "
+                "does not offer",
+                f"it offers {', '.join(sorted(self.learner.capabilities)) or 'none'}",
             )
         self.learner.attach(self.strategy)
         self.strategy.setup(self.learner, self.suite)
@@ -259,8 +252,14 @@ class Experiment:
                 m: {"success": [s.success for s in v], "return": [s.ret for s in v]}
                 for m, v in scores.items()
             }
-        callback = _TaskCallback(self, config.eval.every_steps, config.steps_per_task, bar)
-        learner.learn_task(config.steps_per_task, callback=callback)
+
+        def on_step() -> None:  # after every step: progress, and evaluations every N steps
+            bar.update(1)
+            done = learner.task_steps
+            if done % config.eval.every_steps == 0 and done < config.steps_per_task:
+                self.evaluate(learner.num_timesteps, learner.current_task)
+
+        learner.learn_task(config.steps_per_task, on_step=on_step)
         self.strategy.on_task_end(task, learner.task_data())
         scores = self.evaluate(learner.num_timesteps, task)
         self.results["bounds"].append([begin, learner.num_timesteps])

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from importlib.metadata import entry_points
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from robotcl.errors import UserInputError
 
@@ -18,16 +18,24 @@ T = TypeVar("T")
 class Registry(Generic[T]):
     """A named collection of classes or factories, with an optional entry-point group."""
 
-    def __init__(self, kind: str, entry_point_group: str | None = None) -> None:
+    def __init__(
+        self,
+        kind: str,
+        entry_point_group: str | None = None,
+        check: Callable[[str, T], None] | None = None,
+    ) -> None:
         self.kind = kind
         self.entry_point_group = entry_point_group
+        self.check = check
         self._items: dict[str, T] = {}
         self._entry_points_loaded = entry_point_group is None
 
     def register(self, name: str, item: T | None = None) -> Callable[[T], T] | T:
-        """Register ``item`` under ``name``; without ``item``, return a decorator."""
+        """Register ``item`` under ``name`` (checked first); without ``item``, a decorator."""
 
         def add(obj: T) -> T:
+            if self.check is not None:
+                self.check(name, obj)
             self._items[name] = obj
             return obj
 
@@ -38,7 +46,8 @@ class Registry(Generic[T]):
             return
         self._entry_points_loaded = True
         for ep in entry_points(group=self.entry_point_group):
-            self._items.setdefault(ep.name, ep.load())
+            if ep.name not in self._items:
+                self.register(ep.name, ep.load())
 
     def get(self, name: str) -> T:
         """Return the item called ``name``, or raise a one-line error listing what exists."""
@@ -58,8 +67,21 @@ class Registry(Generic[T]):
         return iter(sorted(self._items))
 
 
+def _check_learner(name: str, cls: Any) -> None:
+    """A registered learner must have every member of the learner protocol."""
+    from robotcl.learner import missing_members
+
+    missing = missing_members(cls)
+    if missing:
+        raise UserInputError(
+            f"agent '{name}'",
+            f"{getattr(cls, '__name__', cls)} is not a learner: it lacks {', '.join(missing)}",
+            "see robotcl.learner.Learner",
+        )
+
+
 STRATEGIES: Registry = Registry("strategy", "robotcl.strategies")
-AGENTS: Registry = Registry("agent", "robotcl.agents")
+AGENTS: Registry = Registry("agent", "robotcl.agents", check=_check_learner)
 SUITES: Registry = Registry("suite")
 
 

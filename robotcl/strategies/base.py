@@ -41,6 +41,8 @@ class Strategy:
 
     name: ClassVar[str] = "base"
     Settings: ClassVar[type[StrategySettings]] = StrategySettings
+    #: capabilities the learner must offer (see robotcl.learner.CAPABILITIES)
+    needs: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, settings: StrategySettings | None = None) -> None:
         self.settings = settings if settings is not None else self.Settings()
@@ -129,6 +131,7 @@ class StrategyStack(Strategy):
     def __init__(self, members: list[Strategy]) -> None:
         super().__init__()
         self.members = members
+        self.needs = frozenset().union(*(m.needs for m in members))  # type: ignore[misc]
 
     def prepare(self, learner: Any) -> None:
         for m in self.members:

@@ -36,6 +36,7 @@ class Cumulative(Strategy):
     """Equal shares of every seen task in each batch, from the tasks' stored data."""
 
     name = "cumulative"
+    needs = frozenset({"replay_data"})
 
     def __init__(self, settings: Any = None) -> None:
         super().__init__(settings)

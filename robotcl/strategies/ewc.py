@@ -56,7 +56,7 @@ class EWC(ParameterRegularizer):
     """Importance = diagonal Fisher of the policy on the finished task's observations."""
 
     name = "ewc"
-    needs_policy = True
+    needs = frozenset({"policy_distribution"})  # importance through the policy's outputs
     Settings = EWCSettings
     settings: EWCSettings
 

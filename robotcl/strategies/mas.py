@@ -41,7 +41,7 @@ class MAS(ParameterRegularizer):
     """Importance = mean absolute gradient of the squared output norm."""
 
     name = "mas"
-    needs_policy = True
+    needs = frozenset({"policy_distribution"})  # importance through the policy's outputs
     Settings = MASSettings
     settings: MASSettings
 

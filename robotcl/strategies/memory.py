@@ -299,6 +299,7 @@ class BufferStrategy(Strategy):
     """Reads each finished task's buffer; owns a seeded CPU generator saved in ``state_dict``."""
 
     Settings = BufferSettings
+    needs = frozenset({"replay_data"})
 
     def __init__(self, settings: StrategySettings | None = None) -> None:
         super().__init__(settings)
@@ -388,6 +389,7 @@ class GradientMemoryStrategy(MemoryStrategy):
     """Base of GEM and A-GEM: the flattened gradient over the selected parameter groups."""
 
     Settings = GradientMemorySettings
+    needs = frozenset({"replay_data", "reference_loss"})
 
     def __init__(self, settings: StrategySettings | None = None) -> None:
         super().__init__(settings)

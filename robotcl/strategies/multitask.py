@@ -19,7 +19,6 @@ from typing import Any
 
 import gymnasium as gym
 
-from robotcl.errors import UserInputError
 from robotcl.registry import register_strategy
 from robotcl.strategies.base import Strategy
 
@@ -61,15 +60,10 @@ class Multitask(Strategy):
     """Train on every task of the suite at once (interleaved envs, one buffer, one optimizer)."""
 
     name = "multitask"
+    needs = frozenset({"off_policy"})
 
     def setup(self, learner: Any, suite: Any) -> None:
         super().setup(learner, suite)
-        if not all(hasattr(learner, a) for a in ("replay_buffer", "reset_buffer", "random_steps")):
-            raise UserInputError(
-                "multitask",
-                f"needs an off-policy RL learner that collects its own data, not "
-                f"{type(learner).__name__}",
-            )
         # one uninterrupted training: the stages share the buffer and the optimizer state
         learner.reset_buffer = False
         learner.reset_optimizer = False

@@ -59,6 +59,7 @@ class PackNet(Strategy):
     name = "packnet"
     Settings = PackNetSettings
     settings: PackNetSettings
+    needs = frozenset({"update"})  # retraining after pruning
 
     def __init__(self, settings: PackNetSettings | None = None) -> None:
         super().__init__(settings)

@@ -157,6 +157,7 @@ class Progressive(Strategy):
     name = "progressive"
     Settings = ProgressiveSettings
     settings: ProgressiveSettings
+    needs = frozenset({"trunks"})
 
     def __init__(self, settings: ProgressiveSettings | None = None) -> None:
         super().__init__(settings)
@@ -258,11 +259,7 @@ class Progressive(Strategy):
         earlier tasks exact: their rows get zero gradient, which moves Adam by zero."""
         learner = self.learner
         trunk_params = {id(p) for t in self.trunks.values() for p in t.parameters()}
-        if hasattr(learner, "actor"):
-            holders = [(learner.actor, learner.actor), (learner.critic, learner.critic)]
-        else:
-            holders = [(learner, learner.net)]
-        for holder, module in holders:
+        for holder, module in learner.optimizer_holders():
             old = holder.optimizer
             before = {id(p) for g in old.param_groups for p in g["params"]}
             params = [
@@ -308,27 +305,18 @@ class Progressive(Strategy):
 
 
 def _slots(learner: Any, groups: list[str]) -> list[tuple[str, tuple[nn.Module, Any], Any]]:
-    """(name, (owner, key), mirrored trunk or None) of every trunk in ``groups``; checked
-    against ``learner.parameter_groups()`` so a learner's layout change cannot go unnoticed."""
+    """(name, (owner, key), mirrored trunk or None) of every trunk in ``groups``, from the
+    learner's ``trunk_slots``; checked against ``parameter_groups()`` so a learner's layout
+    change cannot go unnoticed."""
     slots: list[tuple[str, tuple[nn.Module, Any], Any]] = []
     available = learner.parameter_groups()
     for group in groups:
-        if group == "actor_trunk":
-            owner = learner.actor if hasattr(learner, "actor") else learner.net
-            found = [("actor", (owner, "latent_pi"), None)]
-        else:
-            found = [(f"critic.{i}", (q, 0), None) for i, q in enumerate(learner.critic.q_networks)]
-        ids = [id(p) for _, (o, k), _ in found for p in _get(o, k).parameters()]
+        found = learner.trunk_slots(group)
+        own = [slot for slot in found if slot[2] is None]
+        ids = [id(p) for _, (o, k), _ in own for p in _get(o, k).parameters()]
         if ids != [id(p) for p in available[group]]:
             raise ValueError(f"progressive: cannot locate the modules of group {group}")
         slots += found
-        if group == "actor_trunk" and hasattr(learner, "actor_target"):  # TD3's target actor
-            slots.append(("actor_target", (learner.actor_target, "latent_pi"), "actor"))
-        if group == "critic_trunk" and hasattr(learner, "critic_target"):
-            slots += [
-                (f"critic_target.{i}", (q, 0), f"critic.{i}")
-                for i, q in enumerate(learner.critic_target.q_networks)
-            ]
     return slots
 
 

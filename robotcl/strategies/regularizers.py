@@ -21,7 +21,7 @@ tasks, as L2's uniform importance would, keeps them from learning).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import Any
 
 import torch
 from pydantic import Field
@@ -67,13 +67,10 @@ class ParameterRegularizer(Strategy):
         self.tasks: list[int] = []
 
     # -- hooks ----------------------------------------------------------------------------
-    #: importance is weighed through the policy's outputs (EWC, MAS): only its parameters
-    needs_policy: ClassVar[bool] = False
-
     def setup(self, learner: Any, suite: Any) -> None:
         super().setup(learner, suite)
         self.params = self.selected_parameters(self.settings.groups)
-        if self.needs_policy:
+        if "policy_distribution" in self.needs:
             self.policy_parameters()  # refuse other groups now, not after the first task
         self._place()
 

@@ -7,6 +7,7 @@ import re
 
 import pytest
 
+from robotcl.agents.ppo import ContinualPPO
 from robotcl.agents.sac import ContinualSAC
 from robotcl.agents.td3 import ContinualTD3
 from robotcl.config import AgentConfig, load_config, preset_names
@@ -75,16 +76,25 @@ def test_steps_must_fill_whole_update_rounds():
 
 def test_agent_config_defaults_match_the_learner():
     """Every agent key is taken by a learner, with the config's documented default as that
-    learner's own default when built directly; "sac only" / "td3 only" keys by that one alone."""
-    learners = {"sac": ContinualSAC, "td3": ContinualTD3}
+    learner's own default when built directly; "sac only" / "ppo, sac only" keys by those alone.
+    Unmarked keys are shared by SAC and TD3 (with one default); PPO takes some of them with
+    stable-baselines3's PPO defaults of its own."""
+    learners = {"ppo": ContinualPPO, "sac": ContinualSAC, "td3": ContinualTD3}
     params = {name: inspect.signature(cls.__init__).parameters for name, cls in learners.items()}
     for name, field in AgentConfig.model_fields.items():
         if name == "name":
             continue
         users = [agent for agent, taken in params.items() if name in taken]
-        marked = re.match(r"(\w+) only:", field.description or "")
-        assert users == ([marked.group(1)] if marked else sorted(learners)), name
+        marked = re.match(r"([\w, ]+?) only:", field.description or "")
+        if marked:
+            assert users == marked.group(1).split(", "), name
+        else:
+            assert {"sac", "td3"} <= set(users), name
         for agent in users:
+            if agent == "ppo" and not marked:
+                continue
             default = params[agent][name].default
             default = list(default) if isinstance(default, tuple) else default
+            if name == "ent_coef" and agent == "ppo":
+                continue  # "auto" means PPO's 0
             assert field.default == default, (name, agent)
