@@ -228,7 +228,8 @@ def test_build_learner_passes_only_the_keys_the_learner_takes(tiny):
     [
         (
             ["agent.name=td3", "agent.ent_coef=0.1"],
-            "config key 'agent.ent_coef': not used by agent 'td3'; set it only with agent ppo or sac",
+            "config key 'agent.ent_coef': not used by agent 'td3'; "
+            "set it only with agent ppo or sac",
         ),
         (
             ["agent.policy_delay=3"],
