@@ -58,7 +58,15 @@ class ContinualOffPolicy(ContinualSB3):
     off-policy algorithm with a multi-head ``actor`` (trunk ``latent_pi``) and ``critic``."""
 
     capabilities = frozenset(
-        {"replay_data", "reference_loss", "policy_distribution", "update", "trunks", "off_policy"}
+        {
+            "replay_data",
+            "reference_loss",
+            "policy_distribution",
+            "update",
+            "trunks",
+            "off_policy",
+            "features",
+        }
     )
 
     #: the actor's per-task output layers, for ``parameter_groups()["actor_heads"]``
@@ -178,6 +186,11 @@ class ContinualOffPolicy(ContinualSB3):
             "critic_trunk": [p for q in critic_nets for p in q[0].parameters()],
             "critic_heads": [p for q in critic_nets for p in q[1].parameters()],
         }
+
+    def features(self, obs: torch.Tensor) -> torch.Tensor:
+        """The actor trunk's output: the representation its per-task heads read."""
+        actor = self.actor
+        return actor.latent_pi(actor.extract_features(obs, actor.features_extractor))
 
     def trunk_slots(self, group: str) -> list[tuple[str, tuple[torch.nn.Module, Any], Any]]:
         """Where ``group``'s trunk modules sit, as (name, (owner, key), mirrored name or None):

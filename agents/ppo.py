@@ -151,10 +151,13 @@ class RolloutData:
     def size(self) -> int:
         return self.buffer.buffer_size * self.buffer.n_envs if self.buffer.full else 0
 
-    def sample(self, n: int, env: Any = None) -> RolloutBufferSamples:
+    def rows(self, index: Any) -> RolloutBufferSamples:
         if not self.buffer.generator_ready:  # SB3 flattens the arrays on the first get()
             next(self.buffer.get(self.size()))
-        return self.buffer._get_samples(np.random.randint(0, self.size(), size=n))
+        return self.buffer._get_samples(np.asarray(index))
+
+    def sample(self, n: int, env: Any = None) -> RolloutBufferSamples:
+        return self.rows(np.random.randint(0, self.size(), size=n))
 
 
 @register_agent("ppo")
@@ -172,7 +175,7 @@ class ContinualPPO(ContinualSB3, PPO):
     Other parameters are SB3's PPO ones.
     """
 
-    capabilities = frozenset({"policy_distribution", "update", "trunks"})
+    capabilities = frozenset({"policy_distribution", "update", "trunks", "features"})
 
     def __init__(
         self,
@@ -277,6 +280,10 @@ class ContinualPPO(ContinualSB3, PPO):
     def policy_distribution(self) -> nn.Module:
         """obs -> (mean, log-std) of the Gaussian policy."""
         return _ActionParams(self.policy)
+
+    def features(self, obs: torch.Tensor) -> torch.Tensor:
+        """The actor trunk's output: the representation its per-task heads read."""
+        return self.policy.mlp_extractor.forward_actor(self.policy.extract_features(obs))
 
     def trunk_slots(self, group: str) -> list[tuple[str, tuple[nn.Module, Any], Any]]:
         """Where the actor and value trunks sit (progressive columns replace them)."""

@@ -78,7 +78,7 @@ class BCLearner:
     """
 
     capabilities = frozenset(
-        {"replay_data", "reference_loss", "policy_distribution", "update", "trunks"}
+        {"replay_data", "reference_loss", "policy_distribution", "update", "trunks", "features"}
     )
 
     def __init__(
@@ -149,6 +149,10 @@ class BCLearner:
             "actor_trunk": list(self.net.latent_pi.parameters()),
             "actor_heads": list(self.net.mu.parameters()),
         }
+
+    def features(self, obs: torch.Tensor) -> torch.Tensor:
+        """The trunk's output: the representation the per-task heads read."""
+        return self.net.latent_pi(obs[..., : -self.num_tasks])
 
     def trunk_slots(self, group: str) -> list[tuple[str, tuple[nn.Module, Any], Any]]:
         """Where the trunk sits (progressive columns replace it)."""

@@ -40,8 +40,16 @@ def _set_rng_state(state: dict[str, Any], learner: Any) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def save_checkpoint(folder: Path, task: int, learner: Any, strategy: Any, results: dict) -> Path:
-    """Write the checkpoint after ``task`` finished; returns its folder."""
+def save_checkpoint(
+    folder: Path,
+    task: int,
+    learner: Any,
+    strategy: Any,
+    results: dict,
+    extra: dict[str, Any] | None = None,
+) -> Path:
+    """Write the checkpoint after ``task`` finished (``extra``: the experiment's own state, such
+    as the probe's held-out data); returns its folder."""
     final = folder / f"task{task:03d}"
     tmp = folder / f".task{task:03d}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
@@ -51,7 +59,12 @@ def save_checkpoint(folder: Path, task: int, learner: Any, strategy: Any, result
         if not getattr(learner, "reset_buffer", True):
             learner.save_replay_buffer(tmp / "replay_buffer.pkl")
         torch.save(
-            {"strategy": strategy.state_dict(), "rng": _rng_state(learner), "task": task},
+            {
+                "strategy": strategy.state_dict(),
+                "rng": _rng_state(learner),
+                "task": task,
+                "extra": extra or {},
+            },
             tmp / "state.pt",
         )
         (tmp / "results.json").write_text(json.dumps(results))
@@ -69,8 +82,11 @@ def latest_checkpoint(folder: Path) -> Path | None:
     return done[-1] if done else None
 
 
-def load_checkpoint(path: Path, learner_cls: Any, device: str, strategy: Any) -> tuple[Any, dict]:
-    """Restore the learner, the strategy state and the random states; return learner, results."""
+def load_checkpoint(
+    path: Path, learner_cls: Any, device: str, strategy: Any
+) -> tuple[Any, dict, dict]:
+    """Restore the learner, the strategy state and the random states; return the learner, the
+    results and the experiment's extra state."""
     try:
         # a checkpoint written on a GPU machine still loads on a CPU-only one
         where = None if torch.cuda.is_available() else "cpu"
@@ -87,4 +103,4 @@ def load_checkpoint(path: Path, learner_cls: Any, device: str, strategy: Any) ->
     if (path / "replay_buffer.pkl").is_file():
         learner.load_replay_buffer(path / "replay_buffer.pkl")
     _set_rng_state(state["rng"], learner)
-    return learner, results
+    return learner, results, state.get("extra", {})

@@ -162,6 +162,17 @@ class EvalConfig(_Strict):
         return self
 
 
+class ProbeConfig(_Strict):
+    """The linear probe of representation forgetting (robotcl/probe.py)."""
+
+    samples: NonNegativeInt = Field(
+        2000, description="held-out observations kept per task (half fit, half score); 0: off"
+    )
+    ridge: NonNegativeFloat = Field(
+        1e-2, description="ridge penalty of the linear probe (times the fit samples)"
+    )
+
+
 class ExperimentConfig(_Strict):
     """One run: a learner and a strategy through a suite, with one seed."""
 
@@ -189,6 +200,7 @@ class ExperimentConfig(_Strict):
     strategy: list[str] = Field(["finetune"], description="strategy name, or a list to compose")
     agent: AgentConfig = Field(default_factory=AgentConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
+    probe: ProbeConfig = Field(default_factory=ProbeConfig)
     runs_dir: str = Field("runs", description="root of run directories")
     run_dir: str | None = Field(None, description="exact run directory (default: generated)")
     overwrite: bool = Field(False, description="allow writing into an existing run directory")

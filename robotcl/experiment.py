@@ -34,6 +34,7 @@ from robotcl.evaluation import Evaluator, TaskScore
 from robotcl.learner import unmet_needs
 from robotcl.metrics import compute_metrics
 from robotcl.outputs import RunDirectory, TensorBoardLog
+from robotcl.probe import RepresentationProbe
 from robotcl.progress import progress
 from robotcl.registry import AGENTS, STRATEGIES
 from robotcl.strategies.base import Strategy, StrategyStack
@@ -102,6 +103,7 @@ class Experiment:
         self.learner: Any = None
         self.results: dict[str, Any] = {}
         self.reference: dict[int, list[tuple]] = {}
+        self.probe: RepresentationProbe | None = None
         self.tb: TensorBoardLog | None = None
 
     # -- state ----------------------------------------------------------------------------
@@ -124,6 +126,7 @@ class Experiment:
                 **{m: {"success": [], "return": []} for m in modes},
             },
             "bounds": [],
+            "P": [],
             "metrics": {},
             "versions": versions(),
             "wall_time_s": 0.0,
@@ -138,15 +141,22 @@ class Experiment:
         if config.torch_threads:
             torch.set_num_threads(config.torch_threads)
         self.reference = load_reference(config.reference, self.suite.task_names, config.eval.metric)
+        extra: dict[str, Any] = {}
         if resume_from is None:
             check_memory(config, self.suite)
             self.learner = build_learner(config, self.suite)
             self.results = self._fresh_results()
         else:
             cls = AGENTS.get(config.agent.name)
-            self.learner, self.results = load_checkpoint(
+            self.learner, self.results, extra = load_checkpoint(
                 resume_from, cls, config.device, self.strategy
             )
+        if config.probe.samples and "features" in getattr(self.learner, "capabilities", ()):
+            self.probe = RepresentationProbe(
+                len(self.suite), config.probe.samples, config.probe.ridge, config.seed
+            )
+            if "probe" in extra:
+                self.probe.load_state_dict(extra["probe"])
         unmet = unmet_needs(self.strategy, self.learner)
         if unmet:
             raise UserInputError(
@@ -219,9 +229,15 @@ class Experiment:
             for task in range(first, len(self.suite)):
                 self._train_task(task, bar)
                 self.results["wall_time_s"] = wall_before + time.time() - start
+                extra = {"probe": self.probe.state_dict()} if self.probe else {}
                 with writing(self.run_dir):
                     save_checkpoint(
-                        self.run_dir.checkpoints, task, self.learner, self.strategy, self.results
+                        self.run_dir.checkpoints,
+                        task,
+                        self.learner,
+                        self.strategy,
+                        self.results,
+                        extra,
                     )
                     self.run_dir.write_results(self.results)
             self._finish()
@@ -260,17 +276,29 @@ class Experiment:
                 self.evaluate(learner.num_timesteps, learner.current_task)
 
         learner.learn_task(config.steps_per_task, on_step=on_step)
-        self.strategy.on_task_end(task, learner.task_data())
+        data = learner.task_data()
+        self.strategy.on_task_end(task, data)
         scores = self.evaluate(learner.num_timesteps, task)
         self.results["bounds"].append([begin, learner.num_timesteps])
         for mode, task_scores in scores.items():
             self.results["R"][mode]["success"].append([s.success for s in task_scores])
             self.results["R"][mode]["return"].append([s.ret for s in task_scores])
         self.results["completed_tasks"] = task + 1
+        self._image("cl/success_matrix", self.results["R"][config.eval.metric]["success"])
+        if self.probe is not None:
+            self.probe.add_task(task, data.buffer)
+            row = self.probe.row(learner, self.strategy)
+            self.results.setdefault("P", []).append(row)
+            names = self.suite.task_names
+            scores_p = {f"probe/{n}/score": v for n, v in zip(names, row, strict=True) if v == v}
+            self.tb.scalars(scores_p, learner.num_timesteps)
+            self._image("cl/probe_matrix", self.results["P"])
+
+    def _image(self, tag: str, rows: list[list[float]]) -> None:
+        """A (T, T) matrix whose finished rows are ``rows`` as a TensorBoard image."""
         matrix = np.full((len(self.suite), len(self.suite)), np.nan)
-        rows = np.array(self.results["R"][config.eval.metric]["success"])
-        matrix[: len(rows)] = rows
-        self.tb.matrix("cl/success_matrix", matrix, self.suite.task_names, learner.num_timesteps)
+        matrix[: len(rows)] = np.array(rows, dtype=float)
+        self.tb.matrix(tag, matrix, self.suite.task_names, self.learner.num_timesteps)
 
     def _finish(self) -> None:
         """Metrics from R and the curves, to results and TensorBoard."""
@@ -290,6 +318,11 @@ class Experiment:
         )
         R_ret = np.array(self.results["R"][mode]["return"])
         metrics["final_return"] = float(R_ret[-1].mean())
+        P = self.results.get("P")
+        if P and len(P) == len(self.suite):
+            probe = compute_metrics(np.array(P, dtype=float))
+            for key in ("acc", "bwt", "forgetting"):
+                metrics[f"probe_{key}"] = probe[key]
         self.results["metrics"] = metrics
         step = self.learner.num_timesteps
         scalars = {f"cl/{k}": v for k, v in metrics.items() if isinstance(v, float)}

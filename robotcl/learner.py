@@ -34,6 +34,8 @@ CAPABILITIES: dict[str, str] = {
     "sample(batch_size), and batch_size, num_tasks (PackNet's retraining)",
     "trunks": "trunk_slots(group) and optimizer_holders(): where the trunk modules and the "
     "optimizers are, so columns can replace the trunks",
+    "features": "features(obs) -> the representation the heads read (the actor's trunk "
+    "output), for the linear probe of representation forgetting",
     "off_policy": "collects its own data into a replay buffer that may persist across tasks "
     "(reset_buffer, reset_optimizer, random_steps, update_after attributes)",
 }

@@ -10,7 +10,8 @@ from typing import Any
 from robotcl.errors import UserInputError
 from robotcl.metrics import aggregate
 
-COLUMNS = ("acc", "bwt", "forgetting", "fwt", "fwt_auc", "final_return")
+COLUMNS = ("acc", "bwt", "forgetting", "fwt", "fwt_auc", "final_return", "probe_acc")
+COLUMNS += ("probe_forgetting",)
 
 
 def read_results(run_dir: str | Path) -> dict[str, Any]:

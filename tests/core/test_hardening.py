@@ -212,7 +212,7 @@ def tensorboard(run_dir: Path) -> dict[str, list]:
     out = {
         tag: [(e.step, round(e.value, 6)) for e in events.Scalars(tag)]
         for tag in events.Tags()["scalars"]
-        if tag.startswith(("eval", "cl/"))
+        if tag.startswith(("eval", "cl/", "probe/"))
     }
     for tag in events.Tags()["images"]:
         out[f"image {tag}"] = [e.step for e in events.Images(tag)]
