@@ -8,6 +8,8 @@ linear layer with ``num_tasks`` x outputs, which is equivalent and batches over 
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -37,6 +39,46 @@ class StateExtractor(BaseFeaturesExtractor):
 
     def forward(self, observations: torch.Tensor) -> torch.Tensor:
         return observations[..., : -self.num_tasks]
+
+
+class EncoderExtractor(BaseFeaturesExtractor):
+    """Drop the trailing one-hot, then encode the state (MLP + LayerNorm, robotcl.ssl): the
+    encoder shared by actor and critic, which a contrastive objective may also train."""
+
+    def __init__(
+        self,
+        observation_space: spaces.Box,
+        num_tasks: int,
+        feature_dim: int = 50,
+        hidden: int = 256,
+    ) -> None:
+        super().__init__(observation_space, feature_dim)
+        from robotcl.ssl.encoders import StateEncoder
+
+        self.num_tasks = num_tasks
+        self.encoder = StateEncoder(
+            int(observation_space.shape[0]) - num_tasks, feature_dim, hidden
+        )
+
+    @property
+    def feature_dim(self) -> int:
+        """The output width (robotcl.ssl's name for SB3's ``features_dim``)."""
+        return self.features_dim
+
+    def forward(self, observations: torch.Tensor) -> torch.Tensor:
+        return self.encoder(observations[..., : -self.num_tasks])
+
+
+@contextlib.contextmanager
+def encoder_gradients(actor: nn.Module) -> Iterator[None]:
+    """Let gradients through the actor's encoder (EWC and MAS weigh encoder parameters through
+    the policy's outputs even when the actor's training loss does not reach them)."""
+    flag = getattr(actor, "encoder_gradients", True)
+    actor.encoder_gradients = True
+    try:
+        yield
+    finally:
+        actor.encoder_gradients = flag
 
 
 def task_index(observations: torch.Tensor, num_tasks: int) -> torch.Tensor:
@@ -117,9 +159,16 @@ class MultiHeadActor(Actor):
         data.update(num_tasks=self.num_tasks, layer_norm=self.layer_norm)
         return data
 
+    #: False while the encoder is trained by the critic and SSL only (CURL): actor gradients
+    #: stop at the features
+    encoder_gradients = True
+
     def get_action_dist_params(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, dict]:
         tasks = task_index(obs, self.num_tasks)
-        latent = self.latent_pi(self.extract_features(obs, self.features_extractor))
+        features = self.extract_features(obs, self.features_extractor)
+        if not self.encoder_gradients:
+            features = features.detach()
+        latent = self.latent_pi(features)
         mean, log_std = self.mu(latent, tasks), self.log_std(latent, tasks)
         return mean, torch.clamp(log_std, LOG_STD_MIN, LOG_STD_MAX), {}
 
@@ -152,17 +201,24 @@ class MultiHeadCritic(ContinuousCritic):
             self.add_module(f"qf{idx}", q_net)
             self.q_networks.append(q_net)
 
+    #: whether the critic's loss trains a shared features extractor (robotcl's encoders: yes;
+    #: stable-baselines3's own sharing trains it through the actor instead)
+    encoder_gradients = False
+
+    def _features(self, obs: torch.Tensor) -> torch.Tensor:
+        trains = self.encoder_gradients or not self.share_features_extractor
+        with torch.set_grad_enabled(trains and torch.is_grad_enabled()):
+            return self.extract_features(obs, self.features_extractor)
+
     def forward(self, obs: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        with torch.set_grad_enabled(not self.share_features_extractor):
-            features = self.extract_features(obs, self.features_extractor)
+        features = self._features(obs)
         tasks = task_index(obs, self.num_tasks)
         q_input = torch.cat([features, actions], dim=1)
         return tuple(q[1](q[0](q_input), tasks) for q in self.q_networks)
 
     def q1_forward(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         """The first Q network only (TD3's actor loss): the others are not computed."""
-        with torch.set_grad_enabled(not self.share_features_extractor):
-            features = self.extract_features(obs, self.features_extractor)
+        features = self._features(obs)
         q = self.q_networks[0]
         return q[1](q[0](torch.cat([features, actions], dim=1)), task_index(obs, self.num_tasks))
 
@@ -236,9 +292,14 @@ class MultiHeadTD3Actor(DeterministicActor):
         data.update(num_tasks=self.num_tasks, layer_norm=self.layer_norm)
         return data
 
+    encoder_gradients = True
+
     def pre_tanh(self, obs: torch.Tensor) -> torch.Tensor:
         """The head's output before the tanh squashing."""
-        latent = self.latent_pi(self.extract_features(obs, self.features_extractor))
+        features = self.extract_features(obs, self.features_extractor)
+        if not self.encoder_gradients:
+            features = features.detach()
+        latent = self.latent_pi(features)
         return self.mu(latent, task_index(obs, self.num_tasks))
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:

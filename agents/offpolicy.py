@@ -28,6 +28,7 @@ import torch
 from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.utils import polyak_update
 
+from robotcl.agents.networks import EncoderExtractor
 from robotcl.agents.sb3 import ContinualSB3
 from robotcl.strategies.base import TaskData
 
@@ -86,11 +87,18 @@ class ContinualOffPolicy(ContinualSB3):
         reset_optimizer: bool,
         log_every_updates: int,
         task_names: list[str] | None,
+        encoder: dict[str, Any] | None = None,
     ) -> None:
-        """The continual settings; call before the SB3 constructor (which may set up the model)."""
+        """The continual settings; call before the SB3 constructor (which may set up the model).
+        ``encoder``: the ``agent.encoder`` settings (see robotcl.config.EncoderConfig)."""
         self.init_tasks(num_tasks, task_names, log_every_updates)
         self.random_steps, self.update_after = random_steps, update_after
         self.reset_buffer, self.reset_optimizer = reset_buffer, reset_optimizer
+        self.encoder_settings = (
+            encoder if encoder and encoder.get("type", "none") != "none" else None
+        )
+        self.ssl: Any = None
+        self.ssl_memory: dict[int, torch.Tensor] = {}
 
     @classmethod
     def config_problem(cls, config: Any) -> str | None:
@@ -115,23 +123,141 @@ class ContinualOffPolicy(ContinualSB3):
             )
         return None
 
-    @classmethod
     def multi_head_policy_kwargs(
-        cls,
+        self,
         num_tasks: int,
         net_arch: list[int] | tuple[int, ...],
         activation: str,
         layer_norm: bool,
         device: str,
     ) -> dict[str, Any]:
-        """Keyword arguments of the multi-head SB3 policies in :mod:`robotcl.agents.networks`."""
-        return dict(
+        """Keyword arguments of the multi-head SB3 policies in :mod:`robotcl.agents.networks`;
+        with an encoder, one :class:`EncoderExtractor` shared by actor and critic."""
+        kwargs: dict[str, Any] = dict(
             net_arch=list(net_arch),
-            activation_fn=cls.activation(activation),
+            activation_fn=self.activation(activation),
             num_tasks=num_tasks,
             layer_norm=layer_norm,
-            optimizer_kwargs=cls.optimizer_kwargs(device),
+            optimizer_kwargs=self.optimizer_kwargs(device),
         )
+        settings = getattr(self, "encoder_settings", None)
+        if settings:
+            kwargs.update(
+                features_extractor_class=EncoderExtractor,
+                features_extractor_kwargs=dict(
+                    num_tasks=num_tasks,
+                    feature_dim=settings["feature_dim"],
+                    hidden=settings["hidden"],
+                ),
+                share_features_extractor=True,
+            )
+        return kwargs
+
+    # -- the encoder and its contrastive objective ---------------------------------------
+    def _setup_model(self) -> None:
+        super()._setup_model()  # the SB3 algorithm's, then the strategy's prepare
+        settings = self.encoder_settings
+        if not settings:
+            return
+        for net in (self.actor, getattr(self, "actor_target", None)):
+            if net is not None:
+                net.encoder_gradients = settings["actor_gradients"]
+        for net in (self.critic, self.critic_target):
+            net.encoder_gradients = settings["critic_gradients"]
+        if settings["objective"] != "none":
+            from robotcl.ssl import OBJECTIVES
+            from robotcl.ssl.augment import state_augment
+
+            generator = torch.Generator().manual_seed(int(self.seed or 0))
+            self.ssl = OBJECTIVES[settings["objective"]](self.encoder, state_augment, generator).to(
+                self.device
+            )
+            self._ssl_generator = torch.Generator().manual_seed(int(self.seed or 0) + 1)
+            states = getattr(self, "_ssl_rng_states", None)  # from a saved learner
+            if states is not None:
+                self._ssl_generator.set_state(states[0])
+                generator.set_state(states[1])
+        self.reset_optimizers()
+
+    def save(self, path: Any, exclude: Any = None, include: Any = None) -> None:
+        """SB3's save, with the SSL random states (memory draws, augmentations) kept."""
+        if self.ssl is not None:
+            self._ssl_rng_states = (self._ssl_generator.get_state(), self.ssl.generator.get_state())
+        super().save(path, exclude, include)  # type: ignore[misc]
+
+    @property
+    def encoder(self) -> torch.nn.Module | None:
+        """The shared observation encoder (None without one)."""
+        return self.actor.features_extractor if self.encoder_settings else None
+
+    def _encoder_owner(self) -> str | None:
+        """Which optimizer steps the encoder: the critic's, the actor's, the SSL one's, or none."""
+        settings = self.encoder_settings
+        if not settings:
+            return None
+        if settings["critic_gradients"]:
+            return "critic"
+        if settings["actor_gradients"]:
+            return "actor"
+        return "ssl" if self.ssl is not None else None
+
+    def end_task(self) -> None:
+        """At the task's end: keep observations for the SSL memory of earlier tasks."""
+        settings = self.encoder_settings
+        if not settings or self.ssl is None or settings["memory_ratio"] == 0:
+            return
+        from robotcl.strategies.memory import buffer_rows
+
+        size = self.replay_buffer.size()
+        if size == 0:
+            return
+        pick = torch.randperm(size, generator=self._ssl_generator)[: settings["memory_per_task"]]
+        rows = buffer_rows(self.replay_buffer, pick)
+        self.ssl_memory[self.current_task] = torch.stack(
+            [rows.observations.cpu(), rows.next_observations.cpu()]
+        )
+
+    def ssl_term(self, batch: Any, out: dict[str, torch.Tensor]) -> torch.Tensor | None:
+        """The weighted SSL loss of this update (every ``ssl_every`` updates), its loss and
+        accuracy put in ``out``; the batch mixed with earlier tasks' observations when
+        ``memory_ratio`` > 0. Zeroes the SSL optimizer's gradients (call before backward)."""
+        settings = self.encoder_settings
+        if self.ssl is None or self._n_updates % settings["ssl_every"]:
+            return None
+        from robotcl.ssl import SSLBatch
+
+        obs, later = batch.observations, batch.next_observations
+        earlier = [m for t, m in sorted(self.ssl_memory.items()) if t != self.current_task]
+        n_memory = round(settings["memory_ratio"] * len(obs)) if earlier else 0
+        if n_memory:
+            pool = torch.cat(earlier, dim=1)
+            pick = torch.randint(0, pool.shape[1], (n_memory,), generator=self._ssl_generator)
+            past = pool[:, pick].to(obs.device)
+            obs = torch.cat([obs[: len(obs) - n_memory], past[0]])
+            later = torch.cat([later[: len(later) - n_memory], past[1]])
+        if self.ssl_optimizer is not None:
+            self.ssl_optimizer.zero_grad()
+        result = self.ssl(SSLBatch(obs=obs, later=later))
+        out["ssl_loss"], out["ssl_accuracy"] = result.loss, result.accuracy
+        return settings["ssl_weight"] * result.loss
+
+    def ssl_step(self) -> None:
+        """After the optimizer steps: the SSL optimizer (its heads, W) and momentum updates."""
+        if self.ssl is not None and self._n_updates % self.encoder_settings["ssl_every"] == 0:
+            if self.ssl_optimizer is not None:
+                self.ssl_optimizer.step()
+            self.ssl.after_update()
+
+    def _excluded_save_params(self) -> list[str]:
+        return [*super()._excluded_save_params(), "ssl", "ssl_optimizer", "_ssl_generator"]
+
+    def _get_torch_save_params(self) -> tuple[list[str], list[str]]:
+        state_dicts, variables = super()._get_torch_save_params()
+        if self.ssl is not None:
+            state_dicts = [*state_dicts, "ssl"]
+            if self.ssl_optimizer is not None:
+                state_dicts.append("ssl_optimizer")
+        return state_dicts, variables
 
     # -- task switches --------------------------------------------------------------------
     def start_task(self, task_id: int, env: gym.Env, seed: int | None = None) -> None:
@@ -152,13 +278,28 @@ class ContinualOffPolicy(ContinualSB3):
             self.reset_optimizers()
 
     def reset_optimizers(self) -> None:
-        """Fresh optimizer state for the actor and the critic (over their trainable parameters)."""
+        """Fresh optimizer state for the actor and the critic (over their trainable parameters;
+        a shared encoder in exactly one optimizer: see ``_encoder_owner``) and the SSL heads."""
         policy = self.policy
-        for net in (self.actor, self.critic):
+        encoder = {id(p) for p in self.encoder.parameters()} if self.encoder is not None else set()
+        owner = self._encoder_owner()
+        for name, net in (("actor", self.actor), ("critic", self.critic)):
             net.optimizer = policy.optimizer_class(
-                [p for p in net.parameters() if p.requires_grad],
+                [
+                    p
+                    for p in net.parameters()
+                    if p.requires_grad and (id(p) not in encoder or owner == name)
+                ],
                 lr=self.lr_schedule(1),
                 **policy.optimizer_kwargs,
+            )
+        if self.ssl is not None:
+            params = self.ssl.own_parameters()
+            if owner == "ssl":
+                params += [p for p in self.encoder.parameters() if p.requires_grad]
+            # MoCo has no parameters of its own: then nothing beyond the encoder to step
+            self.ssl_optimizer = (
+                torch.optim.Adam(params, lr=self.lr_schedule(1)) if params else None
             )
 
     def task_data(self) -> TaskData:
@@ -180,17 +321,22 @@ class ContinualOffPolicy(ContinualSB3):
         """Named groups a strategy may touch: trunks and heads of the actor and the critic."""
         critic_nets = self.critic.q_networks
         heads = [getattr(self.actor, name) for name in self.actor_head_names]
-        return {
+        groups = {
             "actor_trunk": list(self.actor.latent_pi.parameters()),
             "actor_heads": [p for head in heads for p in head.parameters()],
             "critic_trunk": [p for q in critic_nets for p in q[0].parameters()],
             "critic_heads": [p for q in critic_nets for p in q[1].parameters()],
         }
+        if self.encoder is not None:
+            groups["encoder"] = list(self.encoder.parameters())
+        return groups
 
     def features(self, obs: torch.Tensor) -> torch.Tensor:
-        """The actor trunk's output: the representation its per-task heads read."""
+        """The representation: the encoder's output where there is one, else the actor trunk's
+        output (what the per-task heads read)."""
         actor = self.actor
-        return actor.latent_pi(actor.extract_features(obs, actor.features_extractor))
+        features = actor.extract_features(obs, actor.features_extractor)
+        return features if self.encoder is not None else actor.latent_pi(features)
 
     def trunk_slots(self, group: str) -> list[tuple[str, tuple[torch.nn.Module, Any], Any]]:
         """Where ``group``'s trunk modules sit, as (name, (owner, key), mirrored name or None):
@@ -225,15 +371,21 @@ class ContinualOffPolicy(ContinualSB3):
         """Polyak averaging of the target critic, and of the target actor where there is one
         (TD3), as a few multi-tensor kernels."""
         pairs = [("critic", "critic_target"), ("actor", "actor_target")]
+        targets, sources, seen = [], [], set()
         for source, target in pairs:
             target_net = getattr(self, target, None)
             if target_net is None:
                 continue
-            targets = list(target_net.parameters())
-            sources = list(getattr(self, source).parameters())
-            if len(targets) != len(sources):
+            target_params = list(target_net.parameters())
+            source_params = list(getattr(self, source).parameters())
+            if len(target_params) != len(source_params):
                 raise RuntimeError(f"{source} and {target} no longer have matching parameters")
-            torch._foreach_lerp_(targets, sources, self.tau)
+            for t, s in zip(target_params, source_params, strict=True):
+                if id(t) not in seen:  # a target encoder shared by both targets moves once
+                    seen.add(id(t))
+                    targets.append(t)
+                    sources.append(s)
+        torch._foreach_lerp_(targets, sources, self.tau)
         for source, target in _BATCH_NORM_STATS:
             stats = getattr(self, source, None)
             if stats:

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from stable_baselines3 import SAC
 from stable_baselines3.common.type_aliases import ReplayBufferSamples
 
-from robotcl.agents.networks import MultiHeadSACPolicy, task_index
+from robotcl.agents.networks import MultiHeadSACPolicy, encoder_gradients, task_index
 from robotcl.agents.offpolicy import ContinualOffPolicy, frozen
 from robotcl.registry import register_agent
 
@@ -40,7 +40,8 @@ class _ActorDistribution(torch.nn.Module):
         self.actor = actor
 
     def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        mean, log_std, _ = self.actor.get_action_dist_params(obs)
+        with encoder_gradients(self.actor):
+            mean, log_std, _ = self.actor.get_action_dist_params(obs)
         return mean, log_std
 
 
@@ -101,12 +102,16 @@ class PerTaskEntropy:
         if penalty is not None:
             loss = loss + penalty
             out["penalty"] = penalty
+        ssl = self.ssl_term(batch, out)
+        if ssl is not None:
+            loss = loss + ssl
         self.actor.optimizer.zero_grad()
         self.critic.optimizer.zero_grad()
         loss.backward()
         self.strategy.adjust_gradients(task)
         self.actor.optimizer.step()
         self.critic.optimizer.step()
+        self.ssl_step()
         self.strategy.after_step()
         self._n_updates += 1
         if self._n_updates % self.target_update_interval == 0:
@@ -132,6 +137,8 @@ class ContinualSAC(PerTaskEntropy, ContinualOffPolicy, SAC):
     :param reset_buffer: start every task with an empty replay buffer
     :param reset_optimizer: start every task with fresh optimizer state
     :param log_every_updates: how often training losses are recorded
+    :param encoder: the ``agent.encoder`` settings (robotcl.config.EncoderConfig); None or
+        type "none": the trunks read the state
     Other parameters are SB3's SAC ones.
     """
 
@@ -158,6 +165,7 @@ class ContinualSAC(PerTaskEntropy, ContinualOffPolicy, SAC):
         reset_buffer: bool = True,
         reset_optimizer: bool = True,
         log_every_updates: int = 200,
+        encoder: dict[str, Any] | None = None,
         task_names: list[str] | None = None,
         tensorboard_log: str | None = None,
         seed: int | None = None,
@@ -173,6 +181,7 @@ class ContinualSAC(PerTaskEntropy, ContinualOffPolicy, SAC):
             reset_optimizer,
             log_every_updates,
             task_names,
+            encoder,
         )
         policy_kwargs = self.multi_head_policy_kwargs(
             num_tasks, net_arch, activation, layer_norm, device

@@ -123,6 +123,10 @@ class ContinualSB3:
         for key in ("critic_loss", "actor_loss", "penalty", "entropy"):
             if key in out:
                 logger.record(f"train/{key}", out[key].item())
+        ssl = getattr(self, "ssl", None)
+        if ssl is not None and "ssl_loss" in out:
+            logger.record(f"train/ssl/{ssl.name}/loss", out["ssl_loss"].item())
+            logger.record(f"train/ssl/{ssl.name}/accuracy", out["ssl_accuracy"].item())
         self._record_extra(out)
         logger.record("train/n_updates", self._n_updates)
         logger.dump(self.num_timesteps)

@@ -37,7 +37,7 @@ from stable_baselines3 import TD3
 from stable_baselines3.common.noise import NormalActionNoise
 from stable_baselines3.common.type_aliases import ReplayBufferSamples
 
-from robotcl.agents.networks import MultiHeadTD3Policy
+from robotcl.agents.networks import MultiHeadTD3Policy, encoder_gradients
 from robotcl.agents.offpolicy import ContinualOffPolicy, frozen
 from robotcl.registry import register_agent
 
@@ -56,7 +56,8 @@ class _DeterministicPolicy(torch.nn.Module):
         self.actor = actor
 
     def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, None]:
-        return self.actor(obs), None
+        with encoder_gradients(self.actor):
+            return self.actor(obs), None
 
 
 @register_agent("td3")
@@ -77,6 +78,8 @@ class ContinualTD3(ContinualOffPolicy, TD3):
     :param reset_buffer: start every task with an empty replay buffer
     :param reset_optimizer: start every task with fresh optimizer state
     :param log_every_updates: how often training losses are recorded
+    :param encoder: the ``agent.encoder`` settings (robotcl.config.EncoderConfig); None or
+        type "none": the trunks read the state
     Other parameters are SB3's TD3 ones.
     """
 
@@ -106,6 +109,7 @@ class ContinualTD3(ContinualOffPolicy, TD3):
         reset_buffer: bool = True,
         reset_optimizer: bool = True,
         log_every_updates: int = 200,
+        encoder: dict[str, Any] | None = None,
         task_names: list[str] | None = None,
         tensorboard_log: str | None = None,
         seed: int | None = None,
@@ -121,6 +125,7 @@ class ContinualTD3(ContinualOffPolicy, TD3):
             reset_optimizer,
             log_every_updates,
             task_names,
+            encoder,
         )
         self.action_noise_std = float(action_noise)  # the noise object is made in _setup_model
         policy_kwargs = self.multi_head_policy_kwargs(
@@ -215,6 +220,9 @@ class ContinualTD3(ContinualOffPolicy, TD3):
         if penalty is not None:
             loss = loss + penalty
             out["penalty"] = penalty
+        ssl = self.ssl_term(batch, out)
+        if ssl is not None:
+            loss = loss + ssl
         self.actor.optimizer.zero_grad()
         self.critic.optimizer.zero_grad()
         loss.backward()
@@ -222,6 +230,7 @@ class ContinualTD3(ContinualOffPolicy, TD3):
         if delayed:
             self.actor.optimizer.step()
         self.critic.optimizer.step()
+        self.ssl_step()
         self.strategy.after_step()
         self._n_updates += 1
         if delayed:

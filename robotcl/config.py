@@ -38,6 +38,50 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
+class EncoderConfig(_Strict):
+    """The agent's observation encoder and its contrastive objective (robotcl.ssl). Defaults as
+    CURL (Laskin et al. 2020): 50 features, the critic's loss and the SSL loss train the
+    encoder, the actor reads detached features."""
+
+    type: Literal["none", "mlp"] = Field(
+        "none",
+        description="none: the trunks read the state; mlp: an encoder (MLP + LayerNorm) shared "
+        "by actor and critic, the parameter group 'encoder'",
+    )
+    feature_dim: PositiveInt = Field(50, description="encoder output width (CURL: 50)")
+    hidden: PositiveInt = Field(256, description="hidden width of the mlp encoder")
+    objective: Literal["none", "curl", "moco", "simclr", "temporal", "crossmodal"] = Field(
+        "none", description="contrastive objective that also trains the encoder"
+    )
+    ssl_weight: NonNegativeFloat = Field(1.0, description="weight of the SSL loss")
+    ssl_every: PositiveInt = Field(1, description="compute the SSL loss every N updates")
+    actor_gradients: bool = Field(False, description="the actor's loss trains the encoder")
+    critic_gradients: bool = Field(True, description="the critic's loss trains the encoder")
+    memory_ratio: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="share of each SSL batch drawn from earlier tasks' observations "
+        "(rehearses the representation even when the policy is not)",
+    )
+    memory_per_task: PositiveInt = Field(
+        10_000, description="observations kept per finished task for memory_ratio"
+    )
+
+    @model_validator(mode="after")
+    def _objective_needs_an_encoder(self) -> EncoderConfig:
+        if self.objective != "none" and self.type == "none":
+            raise ValueError(
+                f"objective={self.objective} trains an encoder; set agent.encoder.type=mlp"
+            )
+        if self.objective == "crossmodal":
+            raise ValueError(
+                "crossmodal contrasts pixels with proprioception: pixel observations are not "
+                "available yet"
+            )
+        return self
+
+
 class AgentConfig(_Strict):
     """Learner settings. Keys marked "sac only", "td3 only" or "ppo only" belong to that learner;
     the others are shared with one default: Continual World's SAC (Wolczyk et al. 2021). TD3's
@@ -92,6 +136,10 @@ class AgentConfig(_Strict):
         "leaky_relu", description="hidden activation"
     )
     layer_norm: bool = Field(True, description="LayerNorm + tanh after the first layer")
+    encoder: EncoderConfig = Field(
+        default_factory=EncoderConfig,
+        description="sac, td3 only: observation encoder and its contrastive objective",
+    )
     reset_buffer: bool = Field(True, description="empty the replay buffer at each task start")
     reset_optimizer: bool = Field(True, description="fresh optimizer state at each task start")
     log_every_updates: PositiveInt = Field(200, description="training-loss logging interval")
@@ -123,7 +171,7 @@ class AgentConfig(_Strict):
     @classmethod
     def _taken_by_the_agent(cls, value: Any, info: ValidationInfo) -> Any:
         key, agent = info.field_name, info.data.get("name", "sac")
-        if key == "name" or value == cls.model_fields[key].default:
+        if key == "name" or value == cls.model_fields[key].get_default(call_default_factory=True):
             return value
         agents = _agents()
         if agent not in agents:
@@ -350,7 +398,7 @@ def _format_error(exc: ValidationError, model: type[BaseModel], prefix: str = ""
     detail = err["msg"].removeprefix("Value error, ")
     if not isinstance(got, dict):
         detail += f" (got {got!r})"
-    return UserInputError(f"config key '{key or 'config'}'", detail)
+    return UserInputError(f"config key '{key}'" if key else "config", detail)
 
 
 def validate_config(data: dict[str, Any]) -> ExperimentConfig:
@@ -391,10 +439,11 @@ def merge_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
         # a preset written for one learner, run with another: its keys that the other learner
         # does not take are left out (the user's own overrides are still checked)
         taken = AgentConfig.keys_taken_by(_agents().get(agent["name"]))
+        given = {k.split(".")[1] for k in keys if k.startswith("agent.") and k.count(".") >= 1}
         dropped = [
             k
             for k in list(agent)
-            if taken is not None and k != "name" and k not in taken and f"agent.{k}" not in keys
+            if taken is not None and k != "name" and k not in taken and k not in given
         ]
         for k in dropped:
             del agent[k]

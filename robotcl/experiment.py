@@ -276,6 +276,8 @@ class Experiment:
                 self.evaluate(learner.num_timesteps, learner.current_task)
 
         learner.learn_task(config.steps_per_task, on_step=on_step)
+        if hasattr(learner, "end_task"):  # optional protocol member
+            learner.end_task()
         data = learner.task_data()
         self.strategy.on_task_end(task, data)
         scores = self.evaluate(learner.num_timesteps, task)

@@ -97,4 +97,9 @@ def test_agent_config_defaults_match_the_learner():
             default = list(default) if isinstance(default, tuple) else default
             if name == "ent_coef" and agent == "ppo":
                 continue  # "auto" means PPO's 0
+            if name == "encoder":  # None: no encoder, the config's type "none"
+                assert (
+                    params[agent][name].default is None and field.default_factory().type == "none"
+                )
+                continue
             assert field.default == default, (name, agent)

@@ -1,0 +1,174 @@
+"""Agents with an encoder and a contrastive objective: gradients reach exactly what the settings
+say, the encoder is one parameter group strategies target, SSL state survives a checkpoint, and
+the SSL batch can rehearse earlier tasks."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from robotcl.cli import main
+from robotcl.config import load_config
+from robotcl.experiment import Experiment, run
+from robotcl.outputs import RunDirectory
+
+ENCODER = ["agent.encoder.type=mlp", "agent.encoder.feature_dim=16", "agent.encoder.hidden=32"]
+
+
+def learner_with(tiny: list[str], *overrides: str):
+    experiment = Experiment(load_config("quick", [*tiny, *ENCODER, *overrides]))
+    experiment.prepare()
+    learner = experiment.learner
+    learner.start_task(0, experiment.suite.make_env(0), seed=0)
+    learner.learn_task(60)  # enough transitions for a batch
+    return learner
+
+
+def grads(loss: torch.Tensor, params: list[torch.nn.Parameter]) -> list[torch.Tensor | None]:
+    return list(torch.autograd.grad(loss, params, retain_graph=True, allow_unused=True))
+
+
+def nonzero(gs: list[torch.Tensor | None]) -> bool:
+    return any(g is not None and g.abs().sum() > 0 for g in gs)
+
+
+@pytest.mark.parametrize("agent", ["sac", "td3"])
+def test_critic_and_ssl_train_the_encoder_and_the_actor_reads_it_detached(agent, tiny):
+    learner = learner_with(tiny, f"agent.name={agent}", "agent.encoder.objective=curl")
+    encoder = list(learner.encoder.parameters())
+    batch = learner.replay_buffer.sample(16)
+    out = learner.losses(batch)
+    assert nonzero(grads(out["critic_loss"], encoder))
+    assert not nonzero(grads(out["actor_loss"], encoder))  # CURL: detached features
+    from robotcl.ssl import SSLBatch
+
+    ssl = learner.ssl(SSLBatch(obs=batch.observations, later=batch.next_observations))
+    assert nonzero(grads(ssl.loss, encoder)) and nonzero(grads(ssl.loss, [learner.ssl.W]))
+    assert all(not p.requires_grad for p in learner.ssl.key_encoder.parameters())
+    # the encoder is stepped by the critic's optimizer alone
+    in_actor = {id(p) for g in learner.actor.optimizer.param_groups for p in g["params"]}
+    in_critic = {id(p) for g in learner.critic.optimizer.param_groups for p in g["params"]}
+    assert all(id(p) in in_critic and id(p) not in in_actor for p in encoder)
+    assert set(learner.parameter_groups()) >= {"encoder", "actor_trunk", "critic_trunk"}
+
+
+def test_actor_gradients_setting_lets_the_actor_train_the_encoder(tiny):
+    learner = learner_with(
+        tiny, "agent.encoder.actor_gradients=true", "agent.encoder.critic_gradients=false"
+    )
+    encoder = list(learner.encoder.parameters())
+    out = learner.losses(learner.replay_buffer.sample(16))
+    assert nonzero(grads(out["actor_loss"], encoder))
+    assert not nonzero(grads(out["critic_loss"], encoder))
+    in_actor = {id(p) for g in learner.actor.optimizer.param_groups for p in g["params"]}
+    assert all(id(p) in in_actor for p in encoder)
+
+
+def test_an_update_moves_the_encoder_and_the_key_encoder_follows(tiny):
+    learner = learner_with(tiny, "agent.encoder.objective=curl")
+    before = [p.detach().clone() for p in learner.encoder.parameters()]
+    key_before = [p.detach().clone() for p in learner.ssl.key_encoder.parameters()]
+    out = learner.update(learner.replay_buffer.sample(16))
+    assert "ssl_loss" in out and 0 <= out["ssl_accuracy"].item() <= 1
+    after = list(learner.encoder.parameters())
+    assert any(not torch.equal(a, b) for a, b in zip(after, before, strict=True))
+    key_after = list(learner.ssl.key_encoder.parameters())
+    for k, b, o in zip(key_after, key_before, after, strict=True):
+        assert torch.allclose(k, b + 0.05 * (o.detach() - b), atol=1e-6)
+
+
+def test_ssl_every_skips_updates(tiny):
+    learner = learner_with(tiny, "agent.encoder.objective=simclr", "agent.encoder.ssl_every=2")
+    seen = ["ssl_loss" in learner.update(learner.replay_buffer.sample(16)) for _ in range(4)]
+    assert seen.count(True) == 2
+
+
+def test_the_ssl_batch_rehearses_earlier_tasks_in_its_share(tiny):
+    experiment = Experiment(
+        load_config(
+            "quick",
+            [
+                *tiny,
+                *ENCODER,
+                "agent.encoder.objective=temporal",
+                "agent.encoder.memory_ratio=0.25",
+            ],
+        )
+    )
+    experiment.prepare()
+    learner = experiment.learner
+    learner.start_task(0, experiment.suite.make_env(0), seed=0)
+    learner.learn_task(60)
+    learner.end_task()
+    assert learner.ssl_memory[0].shape[:2] == (2, 60)  # observations and the next ones
+    learner.start_task(1, experiment.suite.make_env(1), seed=1)
+    learner.learn_task(60)
+    seen: list[torch.Tensor] = []
+    real = learner.ssl.forward
+    learner.ssl.forward = lambda batch: seen.append(batch.obs) or real(batch)
+    learner.ssl_term(learner.replay_buffer.sample(32), {})
+    one_hot = seen[0][:, -2:]
+    assert one_hot[:24, 1].sum() == 24 and one_hot[24:, 0].sum() == 8  # 25% from task 0
+
+
+def test_strategies_target_the_encoder_group_and_packnet_keeps_its_first_task(tiny):
+    items = [*tiny, *ENCODER, "agent.encoder.objective=curl", "strategy=packnet"]
+    items += ["packnet.groups=[encoder]", "packnet.retrain_steps=5"]
+    _, results = run(load_config("quick", items))
+    P = results["P"]
+    # the probe reads the encoder; PackNet acts on task 0 with task 0's encoder weights
+    assert results["metrics"]["probe_forgetting"] == pytest.approx(0.0, abs=1e-6)
+    assert P[0][0] == pytest.approx(P[1][0], abs=1e-6)
+
+
+def test_ssl_state_is_checkpointed_and_a_resumed_run_matches(tiny, tmp_path):
+    items = [*tiny, *ENCODER, "agent.encoder.objective=moco", "agent.encoder.memory_ratio=0.5"]
+    _, straight = run(load_config("quick", [*items, "name=straight"]))
+    experiment = Experiment(load_config("quick", [*items, "name=cut"]))
+
+    real = experiment._train_task
+
+    def train_once(task, bar):
+        if task == 1:
+            raise KeyboardInterrupt
+        real(task, bar)
+
+    experiment._train_task = train_once
+    run_dir = RunDirectory.create(experiment.config)
+    run_dir.write_config(experiment.config.model_dump())
+    with pytest.raises(KeyboardInterrupt):
+        experiment.run(run_dir)
+    run_dir.unlock()
+    assert main(["run", "--resume", str(run_dir.path)]) == 0
+    resumed = json.loads((run_dir.path / "results.json").read_text())
+    assert resumed["R"] == straight["R"]
+    np.testing.assert_equal(resumed["P"], straight["P"])  # NaN where a task was not yet seen
+    assert Path(run_dir.path / "checkpoints" / "task000" / "learner.zip").is_file()
+
+
+@pytest.mark.parametrize(
+    ("items", "culprit"),
+    [
+        (["agent.encoder.objective=curl"], "set agent.encoder.type=mlp"),
+        ([*ENCODER, "agent.encoder.objective=crossmodal"], "pixel observations"),
+        (["agent.name=ppo", "agent.n_steps=100", "agent.batch_size=50", *ENCODER], "encoder"),
+    ],
+)
+def test_encoder_settings_that_cannot_work_are_one_line_errors(items, culprit, tmp_path, capsys):
+    assert main(["run", "quick", "--dry-run", *items, f"runs_dir={tmp_path / 'runs'}"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("robotcl: error: ") and culprit in err
+
+
+def test_ssl_losses_reach_tensorboard(tiny, tmp_path):
+    run(load_config("quick", [*tiny, *ENCODER, "agent.encoder.objective=curl"]))
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    (tb,) = (tmp_path / "runs").glob("*/*/tb")
+    events = EventAccumulator(str(tb))
+    events.Reload()
+    assert {"train/ssl/curl/loss", "train/ssl/curl/accuracy"} <= set(events.Tags()["scalars"])
