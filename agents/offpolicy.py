@@ -169,9 +169,10 @@ class ContinualOffPolicy(ContinualSB3):
             from robotcl.ssl.augment import state_augment
 
             generator = torch.Generator().manual_seed(int(self.seed or 0))
-            self.ssl = OBJECTIVES[settings["objective"]](self.encoder, state_augment, generator).to(
-                self.device
-            )
+            name = settings["objective"]
+            extra = {"queue_size": settings.get("queue_size", 65_536)} if name == "moco" else {}
+            self.ssl = OBJECTIVES[name](self.encoder, state_augment, generator, **extra)
+            self.ssl.to(self.device)
             self._ssl_generator = torch.Generator().manual_seed(int(self.seed or 0) + 1)
             states = getattr(self, "_ssl_rng_states", None)  # from a saved learner
             if states is not None:

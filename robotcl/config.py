@@ -53,6 +53,10 @@ class EncoderConfig(_Strict):
     objective: Literal["none", "curl", "moco", "simclr", "temporal", "crossmodal"] = Field(
         "none", description="contrastive objective that also trains the encoder"
     )
+    queue_size: PositiveInt = Field(
+        65_536,
+        description="moco's queue of negative keys (He et al.: 65,536; its cost grows with it)",
+    )
     ssl_weight: NonNegativeFloat = Field(1.0, description="weight of the SSL loss")
     ssl_every: PositiveInt = Field(1, description="compute the SSL loss every N updates")
     actor_gradients: bool = Field(False, description="the actor's loss trains the encoder")

@@ -172,3 +172,10 @@ def test_ssl_losses_reach_tensorboard(tiny, tmp_path):
     events = EventAccumulator(str(tb))
     events.Reload()
     assert {"train/ssl/curl/loss", "train/ssl/curl/accuracy"} <= set(events.Tags()["scalars"])
+
+
+def test_moco_queue_size_is_a_setting(tiny):
+    learner = learner_with(tiny, "agent.encoder.objective=moco", "agent.encoder.queue_size=64")
+    assert learner.ssl.queue.shape == (64, 16)
+    learner.update(learner.replay_buffer.sample(16))
+    assert int(learner.ssl.pointer) == 16  # the batch's keys went in after the step

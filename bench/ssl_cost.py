@@ -6,7 +6,7 @@ data; the median of interleaved rounds. CURL reports a small overhead for its co
 robotcl's goal is at most +30% time per update for curl. Pixel encoders follow once pixel
 observations land.
 
-    python bench/ssl.py [--updates 300] [--rounds 3] [--device cpu|cuda]
+    python bench/ssl_cost.py [--updates 300] [--rounds 3] [--device cpu|cuda]
 """
 
 from __future__ import annotations
@@ -23,10 +23,11 @@ import robotcl.envs  # noqa: F401
 from robotcl.agents.sac import ContinualSAC
 from robotcl.envs.suites import make_suite
 
-OBJECTIVES = ("none", "curl", "moco", "simclr", "temporal")
+OBJECTIVES = ("none", "curl", "moco", "moco-4096", "simclr", "temporal")
 
 
-def learner(objective: str, device: str) -> ContinualSAC:
+def learner(name: str, device: str) -> ContinualSAC:
+    objective, _, queue = name.partition("-")
     suite = make_suite("dclaw10")
     env = suite.make_env(0)
     encoder = {
@@ -34,6 +35,7 @@ def learner(objective: str, device: str) -> ContinualSAC:
         "feature_dim": 50,
         "hidden": 256,
         "objective": objective,
+        "queue_size": int(queue or 65_536),
         "ssl_weight": 1.0,
         "ssl_every": 1,
         "actor_gradients": False,
