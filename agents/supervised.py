@@ -57,17 +57,22 @@ class MultiHeadPolicy(nn.Module):
         net_arch: list[int],
         activation: str = "relu",
         layer_norm: bool = False,
+        encoder: nn.Module | None = None,
     ) -> None:
         super().__init__()
         self.num_tasks = num_tasks
-        self.latent_pi = make_trunk(
-            obs_dim - num_tasks, net_arch, ACTIVATIONS[activation], layer_norm
-        )
-        width = net_arch[-1] if net_arch else obs_dim - num_tasks
+        self.encoder = encoder
+        in_dim = encoder.feature_dim if encoder is not None else obs_dim - num_tasks
+        self.latent_pi = make_trunk(in_dim, net_arch, ACTIVATIONS[activation], layer_norm)
+        width = net_arch[-1] if net_arch else in_dim
         self.mu = TaskHeads(width, action_dim, num_tasks)
 
+    def features(self, obs: torch.Tensor) -> torch.Tensor:
+        """What the trunk reads: the encoder's output, or the state (one-hot stripped)."""
+        return self.encoder(obs) if self.encoder is not None else obs[..., : -self.num_tasks]
+
     def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, None]:
-        latent = self.latent_pi(obs[..., : -self.num_tasks])
+        latent = self.latent_pi(self.features(obs))
         return self.mu(latent, task_index(obs, self.num_tasks)), None
 
 
@@ -94,15 +99,35 @@ class BCLearner:
         reset_optimizer: bool = True,
         seed: int = 0,
         device: str = "cpu",
+        encoder: dict[str, Any] | None = None,
     ) -> None:
         torch.manual_seed(seed)
         self.device = torch.device(device)
         self.num_tasks, self.batch_size, self.learning_rate = num_tasks, batch_size, learning_rate
         self.reset_optimizer = reset_optimizer
+        settings = encoder if encoder and encoder.get("type", "none") != "none" else None
+        self.encoder_settings, self.ssl = settings, None
+        module = None
+        if settings:
+            from gymnasium import spaces
+
+            from robotcl.agents.networks import EncoderExtractor
+
+            box = spaces.Box(-np.inf, np.inf, (obs_dim,), np.float32)
+            module = EncoderExtractor(box, num_tasks, settings["feature_dim"], settings["hidden"])
         self.net = MultiHeadPolicy(
-            obs_dim, action_dim, num_tasks, list(net_arch), activation, layer_norm
+            obs_dim, action_dim, num_tasks, list(net_arch), activation, layer_norm, module
         ).to(self.device)
-        self.optimizer = torch.optim.Adam(self.net.parameters(), lr=learning_rate)
+        if settings and settings["objective"] != "none":
+            if settings["objective"] in ("temporal", "crossmodal"):
+                raise ValueError(f"BCLearner has no data for the {settings['objective']} objective")
+            from robotcl.ssl import OBJECTIVES
+            from robotcl.ssl.augment import state_augment
+
+            generator = torch.Generator().manual_seed(seed)
+            self.ssl = OBJECTIVES[settings["objective"]](module, state_augment, generator)
+            self.ssl.to(self.device)
+        self.reset_optimizers()
         self.strategy: Strategy = Strategy()
         self.current_task = 0
         self.num_timesteps = 0
@@ -121,6 +146,8 @@ class BCLearner:
 
     def reset_optimizers(self) -> None:
         trainable = [p for p in self.net.parameters() if p.requires_grad]
+        if self.ssl is not None:  # the objective's own heads (W, projections)
+            trainable += self.ssl.own_parameters()
         self.optimizer = torch.optim.Adam(trainable, lr=self.learning_rate)
 
     def learn_task(self, steps: int, on_step: Any = None) -> None:
@@ -145,13 +172,18 @@ class BCLearner:
         return self.net
 
     def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
-        return {
+        groups = {
             "actor_trunk": list(self.net.latent_pi.parameters()),
             "actor_heads": list(self.net.mu.parameters()),
         }
+        if self.net.encoder is not None:
+            groups["encoder"] = list(self.net.encoder.parameters())
+        return groups
 
     def features(self, obs: torch.Tensor) -> torch.Tensor:
-        """The trunk's output: the representation the per-task heads read."""
+        """The representation: the encoder's output where there is one, else the trunk's."""
+        if self.net.encoder is not None:
+            return self.net.features(obs)
         return self.net.latent_pi(obs[..., : -self.num_tasks])
 
     def trunk_slots(self, group: str) -> list[tuple[str, tuple[nn.Module, Any], Any]]:
@@ -176,10 +208,18 @@ class BCLearner:
         if penalty is not None:
             loss = loss + penalty
             out["penalty"] = penalty
+        if self.ssl is not None:  # the encoder also learns by contrast (BC's CURL analogue)
+            from robotcl.ssl import SSLBatch
+
+            result = self.ssl(SSLBatch(obs=batch.observations))
+            loss = loss + self.encoder_settings["ssl_weight"] * result.loss
+            out["ssl_loss"], out["ssl_accuracy"] = result.loss, result.accuracy
         self.optimizer.zero_grad()
         loss.backward()
         self.strategy.adjust_gradients(task)
         self.optimizer.step()
+        if self.ssl is not None:
+            self.ssl.after_update()
         self.strategy.after_step()
         return out
 

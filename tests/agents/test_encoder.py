@@ -180,3 +180,34 @@ def test_moco_queue_size_is_a_setting(tiny):
     before = int(learner.ssl.pointer)
     learner.update(learner.replay_buffer.sample(16))
     assert int(learner.ssl.pointer) == (before + 16) % 64  # the keys went in after the step
+
+
+def test_the_supervised_learner_takes_the_same_encoder_and_objective():
+    from robotcl.agents.supervised import BCLearner, TransitionDataset
+    from robotcl.strategies.ewc import EWC
+
+    settings = {
+        "type": "mlp",
+        "feature_dim": 8,
+        "hidden": 16,
+        "objective": "curl",
+        "ssl_weight": 1.0,
+    }
+    learner = BCLearner(6, 2, num_tasks=2, net_arch=[16], encoder=settings)
+    g = torch.Generator().manual_seed(0)
+    obs = torch.cat([torch.randn(64, 4, generator=g), torch.tensor([[1.0, 0.0]]).expand(64, 2)], 1)
+    data = TransitionDataset(obs, torch.randn(64, 2, generator=g))
+    ewc = EWC(EWC.Settings(groups=["encoder"], fisher_batches=1, fisher_batch_size=16))
+    learner.attach(ewc)
+    ewc.setup(learner, None)
+    learner.start_task(0, data)
+    before = [p.detach().clone() for p in learner.net.encoder.parameters()]
+    w_before = learner.ssl.W.detach().clone()
+    out = learner.update(data.sample(32))
+    assert "ssl_loss" in out and torch.isfinite(out["ssl_loss"])
+    after = learner.net.encoder.parameters()
+    assert any(not torch.equal(a, b) for a, b in zip(before, after, strict=True))
+    assert not torch.equal(w_before, learner.ssl.W)  # the objective's own W is trained too
+    ewc.on_task_end(0, learner.task_data())  # EWC weighs the encoder through the policy
+    assert all(w.abs().sum() > 0 for w in ewc.importance)
+    assert learner.features(obs).shape == (64, 8)
