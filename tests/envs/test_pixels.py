@@ -1,0 +1,131 @@
+"""Pixel observations: the wrapper's layout and stacking, D'Claw rendered through it, and the
+frame replay that stores each frame once yet gives back exactly the observations it was given."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from gymnasium.utils.env_checker import check_env
+
+from robotcl.agents.frame_buffer import FrameReplayBuffer
+from robotcl.envs.pixels import PixelLayout, PixelObservation
+from robotcl.envs.suites import TaskIdWrapper
+
+
+class Counter(gym.Env):
+    """Renders a frame filled with a value that changes every step; the state is (t, x)."""
+
+    metadata = {"render_modes": ["rgb_array"]}
+    observation_space = gym.spaces.Box(-1e4, 1e4, (2,), np.float32)
+    action_space = gym.spaces.Box(-1, 1, (1,), np.float32)
+
+    def __init__(self, render_mode="rgb_array", size=6):
+        self.render_mode, self.size, self.t, self.base = render_mode, size, 0, 0
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t, self.base = 0, int(self.np_random.integers(0, 100))
+        return self._state(), {}
+
+    def _state(self):
+        return np.array([self.t, self.base], np.float32)
+
+    def step(self, action):
+        self.t += 1
+        return self._state(), float(action[0]), False, False, {}
+
+    def render(self):
+        frame = np.zeros((self.size, self.size, 3), np.uint8)
+        frame[..., 0] = (self.base + self.t) % 256
+        frame[..., 1] = self.t % 256
+        frame[..., 2] = np.arange(self.size)[None, :]  # not constant within a frame
+        return frame
+
+
+def pixel_env(max_steps: int, size: int = 6) -> gym.Env:
+    env = gym.wrappers.TimeLimit(Counter(size=size), max_steps)
+    return TaskIdWrapper(PixelObservation(env, frames=3, size=size, proprio=True), 1, 2)
+
+
+def test_the_wrapper_stacks_frames_in_the_declared_layout():
+    env = pixel_env(5)
+    layout = PixelLayout(frames=3, size=6, proprio=2)
+    obs, _ = env.reset(seed=0)
+    assert obs.shape == env.observation_space.shape == (layout.width + 2,)
+    images = layout.images(obs)
+    assert images.shape == (9, 6, 6)
+    assert (images[0] == images[3]).all() and (images[3] == images[6]).all()  # reset frame x3
+    obs, *_ = env.step(np.zeros(1, np.float32))
+    images = layout.images(obs)
+    assert (images[1] == 0).all() and (images[7] == 1).all()  # green: step count 0, 0, 1
+    assert obs[layout.pixel_values : layout.width].tolist() == [1.0, obs[layout.width - 1]]
+    assert obs[-2:].tolist() == [0.0, 1.0]  # the one-hot stays last
+    check_env(pixel_env(5).unwrapped, skip_render_check=True)
+
+
+def test_dclaw_renders_pixel_observations_of_the_declared_shape(gl_ok):
+    import robotcl.envs  # noqa: F401
+
+    inner = gym.make("robotcl/DClawTurnT3-v0", render_mode="rgb_array", width=32, height=32)
+    env = PixelObservation(inner, frames=3, size=32, proprio=True)
+    obs, _ = env.reset(seed=0)
+    assert obs.shape == env.observation_space.shape == (3 * 3 * 32 * 32 + 21,)
+    assert env.observation_space.contains(obs) and obs[: 3 * 3 * 32 * 32].std() > 1
+    obs2, *_ = env.step(env.action_space.sample())
+    again = PixelObservation(
+        gym.make("robotcl/DClawTurnT3-v0", render_mode="rgb_array", width=32, height=32),
+        3,
+        32,
+        True,
+    )
+    assert np.array_equal(again.reset(seed=0)[0], obs)  # rendering is deterministic
+    env.close()
+    again.close()
+
+
+def collect(env: gym.Env, steps: int, buffer: FrameReplayBuffer, seed: int = 0):
+    """Feed ``buffer`` as stable-baselines3 does; return the transitions it was given."""
+    rng = np.random.default_rng(seed)
+    given = []
+    obs, _ = env.reset(seed=seed)
+    for _ in range(steps):
+        action = rng.uniform(-1, 1, 1).astype(np.float32)
+        nxt, reward, terminated, truncated, _ = env.step(action)
+        info = {"TimeLimit.truncated": truncated and not terminated}
+        buffer.add(obs[None], nxt[None], action[None], np.array([reward]),
+                   np.array([terminated or truncated]), [info])  # fmt: skip
+        given.append((obs, nxt, action, reward, terminated))
+        obs = env.reset()[0] if terminated or truncated else nxt
+    return given
+
+
+@pytest.mark.parametrize("capacity", [500, 37])  # all kept, and a ring that wrapped many times
+def test_the_frame_replay_gives_back_exactly_the_observations_it_was_given(capacity):
+    env = pixel_env(max_steps=7)
+    layout = env.env.layout
+    buffer = FrameReplayBuffer(capacity, layout, env.observation_space.shape[0], 1)
+    given = collect(env, 300, buffer)
+    kept = given[-buffer.size() :]
+    slots = [(len(given) - len(kept) + k) % capacity for k in range(len(kept))]
+    batch = buffer.rows(torch.as_tensor(slots))
+    assert torch.equal(batch.observations, torch.as_tensor(np.stack([g[0] for g in kept])))
+    assert torch.equal(batch.next_observations, torch.as_tensor(np.stack([g[1] for g in kept])))
+    assert torch.equal(batch.actions, torch.as_tensor(np.stack([g[2] for g in kept])))
+    assert batch.rewards[:, 0].tolist() == pytest.approx([g[3] for g in kept])
+    assert batch.dones.sum() == 0  # time-limit ends are not terminal (bootstrapped)
+    sample = buffer.sample(16)
+    assert sample.observations.shape == (16, env.observation_space.shape[0])
+
+
+def test_the_frame_replay_holds_single_frames_plus_little():
+    env = pixel_env(max_steps=40, size=24)  # D'Claw's 40-step episodes
+    layout = env.env.layout
+    buffer = FrameReplayBuffer(1000, layout, env.observation_space.shape[0], 1)
+    collect(env, 1000, buffer)
+    frame_bytes = 3 * 24 * 24
+    pixel_store = buffer.frames.nbytes + sum(f.nbytes for f in buffer.last_frames.values())
+    assert pixel_store <= 1.1 * 1000 * frame_bytes  # one uint8 frame a transition, + <10%
+    # stable-baselines3's buffer keeps both float32 stacks: 2 x 3 frames x 4 bytes
+    assert pixel_store * 20 < 1000 * 2 * layout.pixel_values * 4
