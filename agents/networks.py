@@ -69,6 +69,42 @@ class EncoderExtractor(BaseFeaturesExtractor):
         return self.encoder(observations[..., : -self.num_tasks])
 
 
+class PixelExtractor(BaseFeaturesExtractor):
+    """Rendered frames (flat, see robotcl.envs.pixels.PixelLayout) through CURL's convolutional
+    encoder: a random ``crop`` in training, the centre crop otherwise (CURL), values / 255; the
+    state (pixels+proprio) is appended to the features."""
+
+    def __init__(
+        self,
+        observation_space: spaces.Box,
+        num_tasks: int,
+        layout: Any,
+        feature_dim: int = 50,
+        crop: int = 84,
+    ) -> None:
+        super().__init__(observation_space, feature_dim + layout.proprio)
+        from robotcl.ssl.encoders import PixelEncoder
+
+        self.num_tasks, self.layout, self.crop = num_tasks, layout, crop
+        self.encoder = PixelEncoder(3 * layout.frames, crop, feature_dim)
+
+    @property
+    def feature_dim(self) -> int:
+        return self.features_dim
+
+    def forward(self, observations: torch.Tensor) -> torch.Tensor:
+        from robotcl.ssl.augment import center_crop, random_crop
+
+        obs = observations[..., : -self.num_tasks]
+        images = self.layout.images(obs) / 255.0
+        crop = random_crop if self.training else center_crop
+        images = crop(images, self.crop)
+        features = self.encoder(images)
+        if self.layout.proprio:
+            features = torch.cat([features, obs[..., self.layout.pixel_values :]], dim=-1)
+        return features
+
+
 @contextlib.contextmanager
 def encoder_gradients(actor: nn.Module) -> Iterator[None]:
     """Let gradients through the actor's encoder (EWC and MAS weigh encoder parameters through

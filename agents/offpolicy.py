@@ -28,7 +28,7 @@ import torch
 from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.utils import polyak_update
 
-from robotcl.agents.networks import EncoderExtractor
+from robotcl.agents.networks import EncoderExtractor, PixelExtractor
 from robotcl.agents.sb3 import ContinualSB3
 from robotcl.strategies.base import TaskData
 
@@ -88,9 +88,12 @@ class ContinualOffPolicy(ContinualSB3):
         log_every_updates: int,
         task_names: list[str] | None,
         encoder: dict[str, Any] | None = None,
+        pixel_layout: Any = None,
     ) -> None:
         """The continual settings; call before the SB3 constructor (which may set up the model).
-        ``encoder``: the ``agent.encoder`` settings (see robotcl.config.EncoderConfig)."""
+        ``encoder``: the ``agent.encoder`` settings (see robotcl.config.EncoderConfig);
+        ``pixel_layout``: the layout of rendered observations (robotcl.envs.pixels)."""
+        self.pixel_layout = pixel_layout
         self.init_tasks(num_tasks, task_names, log_every_updates)
         self.random_steps, self.update_after = random_steps, update_after
         self.reset_buffer, self.reset_optimizer = reset_buffer, reset_optimizer
@@ -141,7 +144,18 @@ class ContinualOffPolicy(ContinualSB3):
             optimizer_kwargs=self.optimizer_kwargs(device),
         )
         settings = getattr(self, "encoder_settings", None)
-        if settings:
+        if settings and settings["type"] == "pixels":
+            kwargs.update(
+                features_extractor_class=PixelExtractor,
+                features_extractor_kwargs=dict(
+                    num_tasks=num_tasks,
+                    layout=self.pixel_layout,
+                    feature_dim=settings["feature_dim"],
+                    crop=settings.get("crop", 84),
+                ),
+                share_features_extractor=True,
+            )
+        elif settings:
             kwargs.update(
                 features_extractor_class=EncoderExtractor,
                 features_extractor_kwargs=dict(
@@ -155,6 +169,9 @@ class ContinualOffPolicy(ContinualSB3):
 
     # -- the encoder and its contrastive objective ---------------------------------------
     def _setup_model(self) -> None:
+        if self.pixel_layout is not None and self.replay_buffer is None:
+            # frames stored once, as uint8; made first, so SB3 never allocates its float stacks
+            self.replay_buffer = self.make_replay_buffer()
         super()._setup_model()  # the SB3 algorithm's, then the strategy's prepare
         settings = self.encoder_settings
         if not settings:
@@ -169,6 +186,8 @@ class ContinualOffPolicy(ContinualSB3):
             from robotcl.ssl.augment import state_augment
 
             generator = torch.Generator().manual_seed(int(self.seed or 0))
+            if self.pixel_layout is not None:  # the pixel encoder crops at random itself
+                state_augment = _same_view  # noqa: F811
             name = settings["objective"]
             extra = {"queue_size": settings.get("queue_size", 65_536)} if name == "moco" else {}
             self.ssl = OBJECTIVES[name](self.encoder, state_augment, generator, **extra)
@@ -267,16 +286,30 @@ class ContinualOffPolicy(ContinualSB3):
         self.current_task = task_id
         self._task_start_step = self.num_timesteps
         if self.reset_buffer or self.replay_buffer is None:
-            self.replay_buffer = ReplayBuffer(
-                self.buffer_size,
-                self.observation_space,
-                self.action_space,
-                device=self.device,
-                n_envs=1,
-                handle_timeout_termination=True,
-            )
+            self.replay_buffer = self.make_replay_buffer()
         if self.reset_optimizer:
             self.reset_optimizers()
+
+    def make_replay_buffer(self) -> Any:
+        """An empty replay buffer: SB3's, or for rendered frames one that stores each frame once."""
+        if self.pixel_layout is not None:
+            from robotcl.agents.frame_buffer import FrameReplayBuffer
+
+            return FrameReplayBuffer(
+                self.buffer_size,
+                self.pixel_layout,
+                int(self.observation_space.shape[0]),
+                int(self.action_space.shape[0]),
+                device=self.device,
+            )
+        return ReplayBuffer(
+            self.buffer_size,
+            self.observation_space,
+            self.action_space,
+            device=self.device,
+            n_envs=1,
+            handle_timeout_termination=True,
+        )
 
     def reset_optimizers(self) -> None:
         """Fresh optimizer state for the actor and the critic (over their trainable parameters;
@@ -337,7 +370,11 @@ class ContinualOffPolicy(ContinualSB3):
         output (what the per-task heads read)."""
         actor = self.actor
         features = actor.extract_features(obs, actor.features_extractor)
-        return features if self.encoder is not None else actor.latent_pi(features)
+        if self.encoder is None:
+            return actor.latent_pi(features)
+        if self.pixel_layout is not None and self.pixel_layout.proprio:
+            return features[..., : features.shape[-1] - self.pixel_layout.proprio]  # images only
+        return features
 
     def trunk_slots(self, group: str) -> list[tuple[str, tuple[torch.nn.Module, Any], Any]]:
         """Where ``group``'s trunk modules sit, as (name, (owner, key), mirrored name or None):
@@ -403,3 +440,8 @@ class ContinualOffPolicy(ContinualSB3):
                 self.record(out)
         self.policy.set_training_mode(False)
         self.check_finite(out)
+
+
+def _same_view(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """The SSL view of a pixel observation: itself (the pixel encoder crops at random)."""
+    return x

@@ -166,6 +166,7 @@ class ContinualSAC(PerTaskEntropy, ContinualOffPolicy, SAC):
         reset_optimizer: bool = True,
         log_every_updates: int = 200,
         encoder: dict[str, Any] | None = None,
+        pixel_layout: Any = None,
         task_names: list[str] | None = None,
         tensorboard_log: str | None = None,
         seed: int | None = None,
@@ -182,6 +183,7 @@ class ContinualSAC(PerTaskEntropy, ContinualOffPolicy, SAC):
             log_every_updates,
             task_names,
             encoder,
+            pixel_layout,
         )
         policy_kwargs = self.multi_head_policy_kwargs(
             num_tasks, net_arch, activation, layer_norm, device

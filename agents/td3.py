@@ -110,6 +110,7 @@ class ContinualTD3(ContinualOffPolicy, TD3):
         reset_optimizer: bool = True,
         log_every_updates: int = 200,
         encoder: dict[str, Any] | None = None,
+        pixel_layout: Any = None,
         task_names: list[str] | None = None,
         tensorboard_log: str | None = None,
         seed: int | None = None,
@@ -126,6 +127,7 @@ class ContinualTD3(ContinualOffPolicy, TD3):
             log_every_updates,
             task_names,
             encoder,
+            pixel_layout,
         )
         self.action_noise_std = float(action_noise)  # the noise object is made in _setup_model
         policy_kwargs = self.multi_head_policy_kwargs(

@@ -13,6 +13,7 @@ import gymnasium as gym
 import numpy as np
 
 import robotcl.envs  # noqa: F401  (registers the gymnasium ids)
+from robotcl.envs.pixels import PixelLayout, PixelObservation
 from robotcl.errors import UserInputError
 from robotcl.registry import SUITES
 
@@ -52,6 +53,10 @@ class Suite:
     name: str
     tasks: tuple[TaskSpec, ...]
     order: str = "a"
+    #: "state", "pixels" or "pixels+proprio" (rendered frames, see robotcl.envs.pixels)
+    observation: str = "state"
+    pixel_size: int = 100
+    frames: int = 3
 
     def __len__(self) -> int:
         return len(self.tasks)
@@ -60,9 +65,27 @@ class Suite:
     def task_names(self) -> list[str]:
         return [t.name for t in self.tasks]
 
+    @property
+    def layout(self) -> PixelLayout | None:
+        """Where the parts of a pixel observation are (None for state observations)."""
+        if self.observation == "state":
+            return None
+        env = gym.make(self.tasks[0].env_id, **self.tasks[0].kwargs)
+        proprio = int(env.observation_space.shape[0]) if self.observation.endswith("proprio") else 0
+        env.close()
+        return PixelLayout(self.frames, self.pixel_size, proprio)
+
     def make_env(self, index: int, render_mode: str | None = None) -> gym.Env:
         spec = self.tasks[index]
-        env = gym.make(spec.env_id, render_mode=render_mode, **spec.kwargs)
+        if self.observation == "state":
+            env = gym.make(spec.env_id, render_mode=render_mode, **spec.kwargs)
+        else:
+            size = self.pixel_size
+            env = gym.make(
+                spec.env_id, render_mode="rgb_array", width=size, height=size, **spec.kwargs
+            )
+            proprio = self.observation.endswith("proprio")
+            env = PixelObservation(env, self.frames, size, proprio)
         return TaskIdWrapper(env, index, len(self))
 
     def select(self, names: list[str]) -> Suite:
@@ -104,11 +127,19 @@ SUITES.register("dclaw10", dclaw10)
 
 
 def make_suite(
-    name: str, order: str = "a", num_tasks: int | None = None, tasks: list[str] | None = None
+    name: str,
+    order: str = "a",
+    num_tasks: int | None = None,
+    tasks: list[str] | None = None,
+    observation: str = "state",
+    pixel_size: int = 100,
+    frames: int = 3,
 ) -> Suite:
     """Build a registered suite by name; optionally keep only ``tasks`` (by name, in that
-    order), then only the first ``num_tasks``."""
+    order), then only the first ``num_tasks``; ``observation`` "pixels" or "pixels+proprio"
+    renders every task (``pixel_size`` square, ``frames`` stacked)."""
     suite = SUITES.get(name)(order=order)
     if tasks:
         suite = suite.select(tasks)
-    return suite if num_tasks is None else suite.first(num_tasks)
+    suite = suite if num_tasks is None else suite.first(num_tasks)
+    return replace(suite, observation=observation, pixel_size=pixel_size, frames=frames)

@@ -43,10 +43,11 @@ class EncoderConfig(_Strict):
     CURL (Laskin et al. 2020): 50 features, the critic's loss and the SSL loss train the
     encoder, the actor reads detached features."""
 
-    type: Literal["none", "mlp"] = Field(
+    type: Literal["none", "mlp", "pixels"] = Field(
         "none",
         description="none: the trunks read the state; mlp: an encoder (MLP + LayerNorm) shared "
-        "by actor and critic, the parameter group 'encoder'",
+        "by actor and critic, the parameter group 'encoder'; pixels: CURL's convolutional "
+        "encoder, for observation=pixels",
     )
     feature_dim: PositiveInt = Field(50, description="encoder output width (CURL: 50)")
     hidden: PositiveInt = Field(256, description="hidden width of the mlp encoder")
@@ -80,8 +81,8 @@ class EncoderConfig(_Strict):
             )
         if self.objective == "crossmodal":
             raise ValueError(
-                "crossmodal contrasts pixels with proprioception: pixel observations are not "
-                "available yet"
+                "crossmodal (pixels against proprioception) is not available yet; use curl, "
+                "moco, simclr or temporal"
             )
         return self
 
@@ -225,6 +226,20 @@ class ProbeConfig(_Strict):
     )
 
 
+class PixelsConfig(_Strict):
+    """Rendered observations (observation=pixels or pixels+proprio). Defaults: CURL."""
+
+    size: PositiveInt = Field(100, description="render width and height")
+    frames: PositiveInt = Field(3, description="stacked frames")
+    crop: PositiveInt = Field(84, description="random crop in training, centre crop in acting")
+
+    @model_validator(mode="after")
+    def _crop_fits(self) -> PixelsConfig:
+        if self.crop > self.size or self.crop < 16:
+            raise ValueError(f"pixels.crop={self.crop} must lie in 16..pixels.size={self.size}")
+        return self
+
+
 class ExperimentConfig(_Strict):
     """One run: a learner and a strategy through a suite, with one seed."""
 
@@ -253,6 +268,12 @@ class ExperimentConfig(_Strict):
     agent: AgentConfig = Field(default_factory=AgentConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
     probe: ProbeConfig = Field(default_factory=ProbeConfig)
+    observation: Literal["state", "pixels", "pixels+proprio"] = Field(
+        "state",
+        description="what the agent sees: the state vector, rendered frames, or frames and the "
+        "state (proprioception); pixels need agent.encoder.type=pixels",
+    )
+    pixels: PixelsConfig = Field(default_factory=PixelsConfig)
     runs_dir: str = Field("runs", description="root of run directories")
     run_dir: str | None = Field(None, description="exact run directory (default: generated)")
     overwrite: bool = Field(False, description="allow writing into an existing run directory")
@@ -285,6 +306,17 @@ class ExperimentConfig(_Strict):
         problem = check(self) if check is not None else None
         if problem:
             raise ValueError(problem)
+        return self
+
+    @model_validator(mode="after")
+    def _pixels_need_the_pixel_encoder(self) -> ExperimentConfig:
+        pixel_encoder = self.agent.encoder.type == "pixels"
+        if (self.observation != "state") != pixel_encoder:
+            encoder = self.agent.encoder.type
+            raise ValueError(
+                f"observation={self.observation} with agent.encoder.type={encoder}: rendered "
+                "frames need agent.encoder.type=pixels, and that encoder needs them"
+            )
         return self
 
     @model_validator(mode="after")

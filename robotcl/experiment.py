@@ -57,6 +57,9 @@ def build_learner(config: ExperimentConfig, suite: Suite) -> Any:
     cls = AGENTS.get(config.agent.name)
     settings = config.agent.settings_for(cls)
     env = cls.wrap_env(suite.make_env(0))
+    if suite.layout is not None:  # rendered frames: the learner reads them back by the layout
+        settings["pixel_layout"] = suite.layout
+        settings["encoder"] = {**settings.get("encoder", {}), "crop": config.pixels.crop}
     return cls(
         env=env,
         num_tasks=len(suite),
@@ -92,7 +95,15 @@ class Experiment:
     def __init__(self, config: ExperimentConfig) -> None:
         self.config = config
         self.run_dir: RunDirectory = None  # type: ignore[assignment]
-        self.suite = make_suite(config.suite, config.order, config.num_tasks, config.tasks)
+        self.suite = make_suite(
+            config.suite,
+            config.order,
+            config.num_tasks,
+            config.tasks,
+            config.observation,
+            config.pixels.size,
+            config.pixels.frames,
+        )
         self.strategy = build_strategy(config)
         self.evaluator = Evaluator(
             self.suite,
@@ -151,9 +162,16 @@ class Experiment:
             self.learner, self.results, extra = load_checkpoint(
                 resume_from, cls, config.device, self.strategy
             )
-        if config.probe.samples and "features" in getattr(self.learner, "capabilities", ()):
+        layout = self.suite.layout
+        state_part = slice(layout.pixel_values, None) if layout is not None else slice(None)
+        probe_target = layout is None or layout.proprio > 0  # pixels alone: no state to read
+        if (
+            config.probe.samples
+            and probe_target
+            and "features" in getattr(self.learner, "capabilities", ())
+        ):
             self.probe = RepresentationProbe(
-                len(self.suite), config.probe.samples, config.probe.ridge, config.seed
+                len(self.suite), config.probe.samples, config.probe.ridge, config.seed, state_part
             )
             if "probe" in extra:
                 self.probe.load_state_dict(extra["probe"])
@@ -357,6 +375,10 @@ def check_memory(config: ExperimentConfig, suite: Suite) -> None:
         return
     env = suite.make_env(0)
     need = replay_bytes(config.agent.buffer_size, env.observation_space, env.action_space)
+    if suite.layout is not None:  # one uint8 frame a transition (FrameReplayBuffer)
+        tail = int(env.observation_space.shape[0]) - suite.layout.pixel_values
+        per = suite.layout.frame_values + 4 * (2 * tail + int(env.action_space.shape[0]) + 7)
+        need = config.agent.buffer_size * per
     env.close()
     have = available_memory()
     if have is not None and need > have:

@@ -50,8 +50,11 @@ def ridge_r2(
 class RepresentationProbe:
     """Held-out observations of every finished task, and the probe row of each stage."""
 
-    def __init__(self, num_tasks: int, samples: int, ridge: float, seed: int) -> None:
+    def __init__(
+        self, num_tasks: int, samples: int, ridge: float, seed: int, state: slice = slice(None)
+    ) -> None:
         self.num_tasks, self.samples, self.ridge, self.seed = num_tasks, samples, ridge, seed
+        self.state = state  # the part of an observation (less the one-hot) the probe reads
         self.observations: dict[int, torch.Tensor] = {}
 
     def add_task(self, task: int, buffer: Any) -> None:
@@ -72,7 +75,7 @@ class RepresentationProbe:
             with strategy.acting(task):
                 features = learner.features(obs.to(learner.device)).float().cpu()
             half = len(obs) // 2
-            state = obs[:, : -self.num_tasks]
+            state = obs[:, : -self.num_tasks][:, self.state]
             out[task] = ridge_r2(
                 features[:half], state[:half], features[half:], state[half:], self.ridge
             )

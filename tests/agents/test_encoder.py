@@ -154,7 +154,10 @@ def test_ssl_state_is_checkpointed_and_a_resumed_run_matches(tiny, tmp_path):
     ("items", "culprit"),
     [
         (["agent.encoder.objective=curl"], "set agent.encoder.type=mlp"),
-        ([*ENCODER, "agent.encoder.objective=crossmodal"], "pixel observations"),
+        ([*ENCODER, "agent.encoder.objective=crossmodal"], "not available yet"),
+        (["observation=pixels"], "need agent.encoder.type=pixels"),
+        (["agent.encoder.type=pixels"], "need agent.encoder.type=pixels"),
+        (["observation=pixels", "agent.encoder.type=pixels", "pixels.crop=120"], "pixels.crop"),
         (["agent.name=ppo", "agent.n_steps=100", "agent.batch_size=50", *ENCODER], "encoder"),
     ],
 )
@@ -211,3 +214,28 @@ def test_the_supervised_learner_takes_the_same_encoder_and_objective():
     ewc.on_task_end(0, learner.task_data())  # EWC weighs the encoder through the policy
     assert all(w.abs().sum() > 0 for w in ewc.importance)
     assert learner.features(obs).shape == (64, 8)
+
+
+def test_a_pixel_run_renders_stores_single_frames_and_trains_the_conv_encoder(tiny, gl_ok):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from robotcl.agents.frame_buffer import FrameReplayBuffer
+
+    items = [t for t in tiny if not t.startswith(("eval.", "agent.net_arch"))]
+    items += ["observation=pixels+proprio", "pixels.size=24", "pixels.crop=20"]
+    items += ["agent.encoder.type=pixels", "agent.encoder.objective=curl", "agent.net_arch=[16]"]
+    items += ["eval.every_steps=100", "eval.episodes=1", "eval.deterministic_episodes=1"]
+    experiment = Experiment(load_config("quick", items))
+    experiment.run(RunDirectory.create(experiment.config))
+    learner = experiment.learner
+    assert isinstance(learner.replay_buffer, FrameReplayBuffer)
+    assert learner.replay_buffer.frames.shape[1:] == (3, 24, 24)
+    convs = [p for p in learner.parameter_groups()["encoder"] if p.dim() == 4]
+    assert len(convs) == 4  # CURL's four convolutions are the group strategies target
+    P = experiment.results["P"]
+    assert len(P) == 2 and 0 <= P[1][0] <= 1  # the probe reads the image features
+    assert learner.features(torch.zeros(2, learner.observation_space.shape[0])).shape == (2, 50)
+    (tb,) = Path(experiment.run_dir.path).glob("tb")
+    events = EventAccumulator(str(tb))
+    events.Reload()
+    assert "train/ssl/curl/loss" in events.Tags()["scalars"]
