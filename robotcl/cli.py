@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 
-from robotcl.errors import RunStopped, UserInputError
+from robotcl.errors import RunStopped, UserInputError, warn
 
 EXAMPLES = """examples:
   robotcl run                                   # the 'quick' preset
@@ -86,10 +86,6 @@ def _parser(with_config_help: bool = True) -> argparse.ArgumentParser:
     return parser
 
 
-def _warn(message: str) -> None:
-    print(f"robotcl: warning: {message}", file=sys.stderr)
-
-
 def _announce(path: object) -> None:
     print(f"run directory: {path}", file=sys.stderr, flush=True)
 
@@ -111,7 +107,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         config = load_config(source, overrides)
         unused = unused_settings(config)
         if unused:
-            _warn(
+            warn(
                 f"settings of strategies not in strategy={config.strategy} are ignored: "
                 + ", ".join(f"{k}.*" for k in unused)
             )

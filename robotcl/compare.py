@@ -16,7 +16,6 @@ import multiprocessing
 import multiprocessing.connection as mp_connection
 import os
 import signal
-import sys
 import threading
 import time
 import traceback
@@ -38,7 +37,7 @@ from robotcl.config import (
     unused_settings,
     validate_config,
 )
-from robotcl.errors import UserInputError
+from robotcl.errors import UserInputError, warn
 from robotcl.metrics import aggregate
 from robotcl.outputs import atomic_write_text, check_writable
 from robotcl.plots import curves_figure
@@ -162,6 +161,7 @@ def _cell_config(
     data = merge_overrides(
         data,
         [*rest, f"seed={seed}", f"run_dir={run_dir}", f"device={device}", "progress=false"],
+        quiet=True,  # the grid's base config has said it once
     )
     data["strategy"] = names
     return validate_config(data).model_dump()
@@ -291,17 +291,18 @@ class _Workers:
 
 
 @contextlib.contextmanager
-def _stop_signals() -> Iterator[None]:
-    """SIGTERM and SIGHUP stop the grid as Ctrl-C does (main thread only)."""
+def _signals(handler: Any, *signals: signal.Signals) -> Iterator[None]:
+    """``handler`` for ``signals`` inside the block, the previous handlers after it (only the
+    main thread may set handlers; elsewhere nothing changes)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = {s: signal.signal(s, _interrupt) for s in (signal.SIGTERM, signal.SIGHUP)}
+    previous = {s: signal.signal(s, handler) for s in signals}
     try:
         yield
     finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
+        for s, old in previous.items():
+            signal.signal(s, old)
 
 
 def _write_manifest(
@@ -374,20 +375,18 @@ def compare(
             defaults.update(strategies=[lab.split("+") for lab in labels], seeds=seeds)
         grid, _ = parse_grid(overrides, defaults)
     else:
-        preset = load_source(source)
-        grid, rest = parse_grid(overrides, preset.pop("compare", None))
-        base = validate_config(merge_overrides(preset, list(rest)))
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        root = (Path(base.runs_dir) / base.name / f"compare-{stamp}").absolute()
+        grid, rest = parse_grid(overrides, load_source(source).get("compare"))
         configs, known = [], set()
     base = validate_config(merge_overrides(_strip(load_source(source)), list(rest)))
+    if resume_root is None:
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        root = (Path(base.runs_dir) / base.name / f"compare-{stamp}").absolute()
     used = {n for s in grid["strategies"] for n in _label(s)[1]}
     unused = unused_settings(base, used)
     if unused:
-        print(
-            f"robotcl: warning: settings of strategies outside the grid are ignored: "
-            f"{', '.join(k + '.*' for k in unused)}",
-            file=sys.stderr,
+        warn(
+            "settings of strategies outside the grid are ignored: "
+            + ", ".join(k + ".*" for k in unused)
         )
     new = [
         (s, seed)
@@ -416,7 +415,7 @@ def compare(
     pool = _Workers(max(1, workers))
     cells = [cell for cell, _ in configs]
     try:
-        with _stop_signals():
+        with _signals(_interrupt, signal.SIGTERM, signal.SIGHUP):  # stop as Ctrl-C does
             if workers == 0:
                 for cell, data in jobs:
                     cell.status, cell.error = _outcome(data)
@@ -426,7 +425,8 @@ def compare(
             else:
                 pool.run(jobs, lambda cell: bar.update(1))
     except KeyboardInterrupt:
-        with _ignoring_stop_signals():
+        # while the grid winds down, a second Ctrl-C or SIGTERM does not cut it short
+        with _signals(signal.SIG_IGN, signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             pool.stop()
             for cell in cells:
                 if cell.status == "pending":
@@ -439,21 +439,6 @@ def compare(
     _write_manifest(root, source, rest, grid, configs)
     write_comparison(root, cells)
     return root, sum(c.status == "failed" for c in cells)
-
-
-@contextlib.contextmanager
-def _ignoring_stop_signals() -> Iterator[None]:
-    """While the grid winds down, a second Ctrl-C or SIGTERM does not cut it short."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    signals = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-    previous = {s: signal.signal(s, signal.SIG_IGN) for s in signals}
-    try:
-        yield
-    finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
 
 
 def _strip(data: dict[str, Any]) -> dict[str, Any]:

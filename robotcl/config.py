@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import inspect
 import re
-import sys
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
@@ -28,7 +27,7 @@ from pydantic import (
     model_validator,
 )
 
-from robotcl.errors import UserInputError
+from robotcl.errors import UserInputError, warn
 
 #: the largest seed: numpy's legacy seeding (used by stable-baselines3) takes 32 bits
 MAX_SEED = 2**32 - 1
@@ -463,9 +462,12 @@ def validate_config(data: dict[str, Any]) -> ExperimentConfig:
     return config
 
 
-def merge_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+def merge_overrides(
+    data: dict[str, Any], overrides: list[str], quiet: bool = False
+) -> dict[str, Any]:
     """:func:`apply_overrides`, where a task list given on the command line is the whole
-    curriculum: it replaces the source's ``num_tasks`` (unless that is given too)."""
+    curriculum: it replaces the source's ``num_tasks`` (unless that is given too). With
+    ``quiet``, the source's agent keys left out for another learner are not warned about."""
     keys = {item.partition("=")[0] for item in overrides}
     if "tasks" in keys and "num_tasks" not in keys:
         data.pop("num_tasks", None)
@@ -483,12 +485,11 @@ def merge_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
         ]
         for k in dropped:
             del agent[k]
-        if dropped:
-            print(
-                f"robotcl: warning: agent '{agent['name']}' does not take the source's "
+        if dropped and not quiet:
+            warn(
+                f"agent '{agent['name']}' does not take the source's "
                 + ", ".join(f"agent.{k}" for k in dropped)
-                + "; left out",
-                file=sys.stderr,
+                + "; left out"
             )
     return data
 

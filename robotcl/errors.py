@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 
 class UserInputError(ValueError):
     """Bad input from the user; the CLI prints it on one line and exits with code 2.
@@ -15,6 +17,11 @@ class UserInputError(ValueError):
         if allowed:
             message += f"; {allowed}"
         super().__init__(message)
+
+
+def warn(message: str) -> None:
+    """A warning to the user, on one line: ``robotcl: warning: <message>``."""
+    print(f"robotcl: warning: {message}", file=sys.stderr)
 
 
 class RunStopped(RuntimeError):
