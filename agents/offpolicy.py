@@ -186,11 +186,11 @@ class ContinualOffPolicy(ContinualSB3):
             from robotcl.ssl.augment import state_augment
 
             generator = torch.Generator().manual_seed(int(self.seed or 0))
-            if self.pixel_layout is not None:  # the pixel encoder crops at random itself
-                state_augment = _same_view  # noqa: F811
+            # the pixel encoder crops at random itself: its SSL view is the observation
+            augment = _same_view if self.pixel_layout is not None else state_augment
             name = settings["objective"]
             extra = {"queue_size": settings.get("queue_size", 65_536)} if name == "moco" else {}
-            self.ssl = OBJECTIVES[name](self.encoder, state_augment, generator, **extra)
+            self.ssl = OBJECTIVES[name](self.encoder, augment, generator, **extra)
             self.ssl.to(self.device)
             self._ssl_generator = torch.Generator().manual_seed(int(self.seed or 0) + 1)
             states = getattr(self, "_ssl_rng_states", None)  # from a saved learner
@@ -260,6 +260,31 @@ class ContinualOffPolicy(ContinualSB3):
         result = self.ssl(SSLBatch(obs=obs, later=later))
         out["ssl_loss"], out["ssl_accuracy"] = result.loss, result.accuracy
         return settings["ssl_weight"] * result.loss
+
+    def hooked_step(
+        self, loss: torch.Tensor, out: dict[str, torch.Tensor], batch: Any, step_actor: bool = True
+    ) -> None:
+        """The tail every update shares: the strategy's penalty and the SSL term added to
+        ``loss``, one backward pass, the strategy's gradient adjustment, the optimizer steps (the
+        actor's only with ``step_actor``), the SSL step, ``after_step``; counts the update."""
+        task = self.current_task
+        penalty = self.strategy.penalty(task)
+        if penalty is not None:
+            loss = loss + penalty
+            out["penalty"] = penalty
+        ssl = self.ssl_term(batch, out)
+        if ssl is not None:
+            loss = loss + ssl
+        self.actor.optimizer.zero_grad()
+        self.critic.optimizer.zero_grad()
+        loss.backward()
+        self.strategy.adjust_gradients(task)
+        if step_actor:
+            self.actor.optimizer.step()
+        self.critic.optimizer.step()
+        self.ssl_step()
+        self.strategy.after_step()
+        self._n_updates += 1
 
     def ssl_step(self) -> None:
         """After the optimizer steps: the SSL optimizer (its heads, W) and momentum updates."""

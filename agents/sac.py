@@ -97,23 +97,7 @@ class PerTaskEntropy:
             self.ent_coef_optimizer.zero_grad()
             alpha_loss.mean().backward()
             self.ent_coef_optimizer.step()
-        loss = out["critic_loss"] + out["actor_loss"]
-        penalty = self.strategy.penalty(task)
-        if penalty is not None:
-            loss = loss + penalty
-            out["penalty"] = penalty
-        ssl = self.ssl_term(batch, out)
-        if ssl is not None:
-            loss = loss + ssl
-        self.actor.optimizer.zero_grad()
-        self.critic.optimizer.zero_grad()
-        loss.backward()
-        self.strategy.adjust_gradients(task)
-        self.actor.optimizer.step()
-        self.critic.optimizer.step()
-        self.ssl_step()
-        self.strategy.after_step()
-        self._n_updates += 1
+        self.hooked_step(out["critic_loss"] + out["actor_loss"], out, batch)
         if self._n_updates % self.target_update_interval == 0:
             self._update_target()
         return out

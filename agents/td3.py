@@ -218,23 +218,7 @@ class ContinualTD3(ContinualOffPolicy, TD3):
         delayed = (self._n_updates + 1) % self.policy_delay == 0
         out = self.losses(batch, actor=delayed)
         loss = out["critic_loss"] + out["actor_loss"] if delayed else out["critic_loss"]
-        penalty = self.strategy.penalty(task)
-        if penalty is not None:
-            loss = loss + penalty
-            out["penalty"] = penalty
-        ssl = self.ssl_term(batch, out)
-        if ssl is not None:
-            loss = loss + ssl
-        self.actor.optimizer.zero_grad()
-        self.critic.optimizer.zero_grad()
-        loss.backward()
-        self.strategy.adjust_gradients(task)
-        if delayed:
-            self.actor.optimizer.step()
-        self.critic.optimizer.step()
-        self.ssl_step()
-        self.strategy.after_step()
-        self._n_updates += 1
+        self.hooked_step(loss, out, batch, step_actor=delayed)
         if delayed:
             self._update_target()
         return out
