@@ -31,10 +31,15 @@ class CURL(SSLObjective):
         self.W = nn.Parameter(torch.rand(encoder.feature_dim, encoder.feature_dim))
         self.tau = tau
 
+    def key_input(self, batch: SSLBatch) -> torch.Tensor:
+        """What the key encoder sees: another view of the same observation."""
+        return batch.obs
+
     def forward(self, batch: SSLBatch) -> SSLOutput:
+        key_input = self.key_input(batch)
         query = self.encoder(self.view(batch.obs))
         with torch.no_grad():
-            key = self.key_encoder(self.view(batch.obs))
+            key = self.key_encoder(self.view(key_input))
         logits = query @ self.W @ key.T
         return SSLOutput(info_nce(logits), top1_accuracy(logits))
 
