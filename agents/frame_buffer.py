@@ -149,6 +149,14 @@ class FrameReplayBuffer:
     def sample(self, batch_size: int, env: Any = None) -> ReplayBufferSamples:
         return self.rows(np.random.randint(0, self.size(), size=batch_size))
 
+    @staticmethod
+    def bytes_needed(capacity: int, layout: PixelLayout, obs_dim: int, action_dim: int) -> int:
+        """Bytes of a full buffer before any episode-end frames (at most one per episode):
+        what :meth:`nbytes` counts, from the sizes alone."""
+        tail = obs_dim - layout.pixel_values
+        per_transition = 4 * (2 * tail + action_dim + 3) + 8 * 2  # floats; two int64 indices
+        return (capacity + layout.frames) * layout.frame_values + capacity * per_transition
+
     def nbytes(self) -> int:
         """Bytes held: the frame store, the episode-end frames and the per-transition arrays."""
         arrays = (self.frames, self.tails, self.next_tails, self.actions, self.rewards)

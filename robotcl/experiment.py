@@ -375,10 +375,15 @@ def check_memory(config: ExperimentConfig, suite: Suite) -> None:
         return
     env = suite.make_env(0)
     need = replay_bytes(config.agent.buffer_size, env.observation_space, env.action_space)
-    if suite.layout is not None:  # one uint8 frame a transition (FrameReplayBuffer)
-        tail = int(env.observation_space.shape[0]) - suite.layout.pixel_values
-        per = suite.layout.frame_values + 4 * (2 * tail + int(env.action_space.shape[0]) + 7)
-        need = config.agent.buffer_size * per
+    if suite.layout is not None:  # one uint8 frame a transition
+        from robotcl.agents.frame_buffer import FrameReplayBuffer
+
+        need = FrameReplayBuffer.bytes_needed(
+            config.agent.buffer_size,
+            suite.layout,
+            int(env.observation_space.shape[0]),
+            int(env.action_space.shape[0]),
+        )
     env.close()
     have = available_memory()
     if have is not None and need > have:

@@ -99,23 +99,20 @@ class Learner(Protocol):
 
 
 #: the members checked when a learner is registered
-REQUIRED = tuple(
-    name
-    for name in (
-        "wrap_env",
-        "attach",
-        "set_logger",
-        "start_task",
-        "learn_task",
-        "task_steps",
-        "task_data",
-        "act",
-        "parameter_groups",
-        "reset_optimizers",
-        "save",
-        "load",
-        "capabilities",
-    )
+REQUIRED = (
+    "wrap_env",
+    "attach",
+    "set_logger",
+    "start_task",
+    "learn_task",
+    "task_steps",
+    "task_data",
+    "act",
+    "parameter_groups",
+    "reset_optimizers",
+    "save",
+    "load",
+    "capabilities",
 )
 
 

@@ -129,3 +129,12 @@ def test_the_frame_replay_holds_single_frames_plus_little():
     assert pixel_store <= 1.1 * 1000 * frame_bytes  # one uint8 frame a transition, + <10%
     # stable-baselines3's buffer keeps both float32 stacks: 2 x 3 frames x 4 bytes
     assert pixel_store * 20 < 1000 * 2 * layout.pixel_values * 4
+
+
+def test_the_frame_replay_states_its_size_before_it_is_filled():
+    env = pixel_env(max_steps=1000, size=8)  # no episode ends: no extra frames
+    layout = env.env.layout
+    obs_dim = env.observation_space.shape[0]
+    buffer = FrameReplayBuffer(50, layout, obs_dim, 1)
+    collect(env, 60, buffer)
+    assert buffer.nbytes() == FrameReplayBuffer.bytes_needed(50, layout, obs_dim, 1)
