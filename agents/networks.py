@@ -92,17 +92,53 @@ class PixelExtractor(BaseFeaturesExtractor):
     def feature_dim(self) -> int:
         return self.features_dim
 
-    def forward(self, observations: torch.Tensor) -> torch.Tensor:
+    #: (observations, features) of the last training forward that gradients flow through: a
+    #: contrastive objective takes them as its anchor (CURL's anchor is the critic's crop)
+    anchor: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def image_features(self, observations: torch.Tensor) -> torch.Tensor:
+        """The convolutional encoder's features of the frames alone."""
         from robotcl.ssl.augment import center_crop, random_crop
 
-        obs = observations[..., : -self.num_tasks]
-        images = self.layout.images(obs) / 255.0
+        images = self.layout.images(observations) / 255.0
         crop = random_crop if self.training else center_crop
-        images = crop(images, self.crop)
-        features = self.encoder(images)
-        if self.layout.proprio:
-            features = torch.cat([features, obs[..., self.layout.pixel_values :]], dim=-1)
+        features = self.encoder(crop(images, self.crop))
+        if self.training and features.requires_grad:
+            self.anchor = (observations, features)
         return features
+
+    def take_anchor(self, observations: torch.Tensor) -> torch.Tensor | None:
+        """The features of ``observations`` (the same tensor) from the last training forward with
+        gradients, once; None if that forward saw other observations or none was made."""
+        anchor, self.anchor = self.anchor, None
+        return anchor[1] if anchor is not None and anchor[0] is observations else None
+
+    def proprio(self, observations: torch.Tensor) -> torch.Tensor:
+        """The state riding along with the frames (pixels+proprio; empty otherwise)."""
+        return observations[..., self.layout.pixel_values : self.layout.width]
+
+    def forward(self, observations: torch.Tensor) -> torch.Tensor:
+        features = self.image_features(observations)
+        if self.layout.proprio:
+            features = torch.cat([features, self.proprio(observations)], dim=-1)
+        return features
+
+
+class ImageView(nn.Module):
+    """What a contrastive objective trains on pixels: the frames' features of a
+    :class:`PixelExtractor`, without the state appended to them (which would make two views of
+    one state trivially alike). The first view of the observations the critic has just encoded
+    is the critic's own crop and features (as CURL's anchor), which saves one pass of the
+    convolutional encoder forward and backward; further views are new crops."""
+
+    def __init__(self, extractor: PixelExtractor) -> None:
+        super().__init__()
+        self.extractor = extractor
+        self.feature_dim = extractor.encoder.feature_dim
+
+    def forward(self, observations: torch.Tensor) -> torch.Tensor:
+        anchor = self.extractor.take_anchor(observations)
+        return anchor if anchor is not None else self.extractor.image_features(observations)
 
 
 @contextlib.contextmanager
@@ -115,6 +151,13 @@ def encoder_gradients(actor: nn.Module) -> Iterator[None]:
         yield
     finally:
         actor.encoder_gradients = flag
+
+
+def actor_features(actor: Any, obs: torch.Tensor) -> torch.Tensor:
+    """The actor's features of ``obs``: without a graph while the actor does not train the
+    encoder (CURL: detached features; computing them without autograd is cheaper)."""
+    with torch.set_grad_enabled(actor.encoder_gradients and torch.is_grad_enabled()):
+        return actor.extract_features(obs, actor.features_extractor)
 
 
 def task_index(observations: torch.Tensor, num_tasks: int) -> torch.Tensor:
@@ -201,10 +244,7 @@ class MultiHeadActor(Actor):
 
     def get_action_dist_params(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, dict]:
         tasks = task_index(obs, self.num_tasks)
-        features = self.extract_features(obs, self.features_extractor)
-        if not self.encoder_gradients:
-            features = features.detach()
-        latent = self.latent_pi(features)
+        latent = self.latent_pi(actor_features(self, obs))
         mean, log_std = self.mu(latent, tasks), self.log_std(latent, tasks)
         return mean, torch.clamp(log_std, LOG_STD_MIN, LOG_STD_MAX), {}
 
@@ -332,10 +372,7 @@ class MultiHeadTD3Actor(DeterministicActor):
 
     def pre_tanh(self, obs: torch.Tensor) -> torch.Tensor:
         """The head's output before the tanh squashing."""
-        features = self.extract_features(obs, self.features_extractor)
-        if not self.encoder_gradients:
-            features = features.detach()
-        latent = self.latent_pi(features)
+        latent = self.latent_pi(actor_features(self, obs))
         return self.mu(latent, task_index(obs, self.num_tasks))
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:

@@ -28,8 +28,9 @@ import torch
 from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.utils import polyak_update
 
-from robotcl.agents.networks import EncoderExtractor, PixelExtractor
+from robotcl.agents.networks import EncoderExtractor, ImageView, PixelExtractor
 from robotcl.agents.sb3 import ContinualSB3
+from robotcl.agents.ssl_memory import ObservationMemory
 from robotcl.strategies.base import TaskData
 
 
@@ -101,7 +102,7 @@ class ContinualOffPolicy(ContinualSB3):
             encoder if encoder and encoder.get("type", "none") != "none" else None
         )
         self.ssl: Any = None
-        self.ssl_memory: dict[int, torch.Tensor] = {}
+        self.ssl_memory = ObservationMemory(pixel_layout)
 
     @classmethod
     def config_problem(cls, config: Any) -> str | None:
@@ -186,11 +187,17 @@ class ContinualOffPolicy(ContinualSB3):
             from robotcl.ssl.augment import state_augment
 
             generator = torch.Generator().manual_seed(int(self.seed or 0))
-            # the pixel encoder crops at random itself: its SSL view is the observation
-            augment = _same_view if self.pixel_layout is not None else state_augment
             name = settings["objective"]
-            extra = {"queue_size": settings.get("queue_size", 65_536)} if name == "moco" else {}
-            self.ssl = OBJECTIVES[name](self.encoder, augment, generator, **extra)
+            extra: dict[str, Any] = {}
+            if name == "moco":
+                extra["queue_size"] = settings.get("queue_size", 65_536)
+            if self.pixel_layout is None:
+                encoder, augment = self.encoder, state_augment
+            else:  # the frames' features; the pixel encoder crops at random itself
+                encoder, augment = ImageView(self.encoder), _same_view
+                if name == "crossmodal":
+                    extra["proprio_dim"] = self.pixel_layout.proprio
+            self.ssl = OBJECTIVES[name](encoder, augment, generator, **extra)
             self.ssl.to(self.device)
             self._ssl_generator = torch.Generator().manual_seed(int(self.seed or 0) + 1)
             states = getattr(self, "_ssl_rng_states", None)  # from a saved learner
@@ -232,10 +239,9 @@ class ContinualOffPolicy(ContinualSB3):
         if size == 0:
             return
         pick = torch.randperm(size, generator=self._ssl_generator)[: settings["memory_per_task"]]
-        rows = buffer_rows(self.replay_buffer, pick)
-        self.ssl_memory[self.current_task] = torch.stack(
-            [rows.observations.cpu(), rows.next_observations.cpu()]
-        )
+        for chunk in pick.split(1024):  # pixel stacks are rebuilt as float: a chunk at a time
+            rows = buffer_rows(self.replay_buffer, chunk)
+            self.ssl_memory.add(self.current_task, rows.observations, rows.next_observations)
 
     def ssl_term(self, batch: Any, out: dict[str, torch.Tensor]) -> torch.Tensor | None:
         """The weighted SSL loss of this update (every ``ssl_every`` updates), its loss and
@@ -247,17 +253,15 @@ class ContinualOffPolicy(ContinualSB3):
         from robotcl.ssl import SSLBatch
 
         obs, later = batch.observations, batch.next_observations
-        earlier = [m for t, m in sorted(self.ssl_memory.items()) if t != self.current_task]
-        n_memory = round(settings["memory_ratio"] * len(obs)) if earlier else 0
-        if n_memory:
-            pool = torch.cat(earlier, dim=1)
-            pick = torch.randint(0, pool.shape[1], (n_memory,), generator=self._ssl_generator)
-            past = pool[:, pick].to(obs.device)
-            obs = torch.cat([obs[: len(obs) - n_memory], past[0]])
-            later = torch.cat([later[: len(later) - n_memory], past[1]])
+        n_memory = round(settings["memory_ratio"] * len(obs))
+        past = self.ssl_memory.sample(n_memory, self._ssl_generator, self.current_task)
+        if n_memory and past is not None:
+            obs = torch.cat([obs[: len(obs) - n_memory], past[0].to(obs.device)])
+            later = torch.cat([later[: len(later) - n_memory], past[1].to(later.device)])
         if self.ssl_optimizer is not None:
             self.ssl_optimizer.zero_grad()
-        result = self.ssl(SSLBatch(obs=obs, later=later))
+        proprio = self.encoder.proprio(obs) if self.pixel_layout is not None else None
+        result = self.ssl(SSLBatch(obs=obs, later=later, proprio=proprio))
         out["ssl_loss"], out["ssl_accuracy"] = result.loss, result.accuracy
         return settings["ssl_weight"] * result.loss
 
@@ -278,6 +282,8 @@ class ContinualOffPolicy(ContinualSB3):
         self.actor.optimizer.zero_grad()
         self.critic.optimizer.zero_grad()
         loss.backward()
+        if self.pixel_layout is not None:
+            self.encoder.anchor = None  # no graph kept past the update
         self.strategy.adjust_gradients(task)
         if step_actor:
             self.actor.optimizer.step()
@@ -394,12 +400,10 @@ class ContinualOffPolicy(ContinualSB3):
         """The representation: the encoder's output where there is one, else the actor trunk's
         output (what the per-task heads read)."""
         actor = self.actor
+        if self.pixel_layout is not None:
+            return self.encoder.image_features(obs)  # the frames' features, without the state
         features = actor.extract_features(obs, actor.features_extractor)
-        if self.encoder is None:
-            return actor.latent_pi(features)
-        if self.pixel_layout is not None and self.pixel_layout.proprio:
-            return features[..., : features.shape[-1] - self.pixel_layout.proprio]  # images only
-        return features
+        return features if self.encoder is not None else actor.latent_pi(features)
 
     def trunk_slots(self, group: str) -> list[tuple[str, tuple[torch.nn.Module, Any], Any]]:
         """Where ``group``'s trunk modules sit, as (name, (owner, key), mirrored name or None):

@@ -1,12 +1,17 @@
 """What a contrastive objective adds to a ContinualSAC update, measured side by side.
 
-For each objective, gradient updates/s of ContinualSAC with a state encoder and that objective
-against the same learner with the same encoder and no objective (the peer), on the same replay
-data; the median of interleaved rounds. CURL reports a small overhead for its contrastive loss;
-robotcl's goal is at most +30% time per update for curl. Pixel encoders follow once pixel
-observations land.
+For each objective, gradient updates/s of ContinualSAC with an encoder and that objective
+against the same learner with the same encoder and no objective (the peer: plain SAC on that
+encoder), on the same replay data; the median of interleaved rounds. CURL reports a small
+overhead for its contrastive loss; robotcl's goal is at most +30% time per update for curl.
 
-    python bench/ssl_cost.py [--updates 300] [--rounds 3] [--device cpu|cuda]
+Default: the state encoder (MLP) on D'Claw's state, batch 256. ``--pixels``: CURL's
+convolutional encoder on pixels+proprio (100x100 renders, 3 frames, 84x84 crops), batch 128
+(CURL's pixel SAC uses 128-512), with crossmodal among the objectives; the frame replay is
+filled with random frames, as rendering is not what is timed.
+
+    python bench/ssl_cost.py [--pixels] [--updates 300] [--rounds 3] [--batch N]
+                             [--device cpu|cuda]
 """
 
 from __future__ import annotations
@@ -24,14 +29,16 @@ from robotcl.agents.sac import ContinualSAC
 from robotcl.envs.suites import make_suite
 
 OBJECTIVES = ("none", "curl", "moco", "moco-4096", "simclr", "temporal")
+PIXEL_OBJECTIVES = (*OBJECTIVES, "crossmodal")
+TRANSITIONS = 3000
 
 
-def learner(name: str, device: str) -> ContinualSAC:
+def learner(name: str, device: str, pixels: bool, batch: int) -> ContinualSAC:
     objective, _, queue = name.partition("-")
-    suite = make_suite("dclaw10")
+    suite = make_suite("dclaw10", observation="pixels+proprio" if pixels else "state")
     env = suite.make_env(0)
     encoder = {
-        "type": "mlp",
+        "type": "pixels" if pixels else "mlp",
         "feature_dim": 50,
         "hidden": 256,
         "objective": objective,
@@ -49,33 +56,58 @@ def learner(name: str, device: str) -> ContinualSAC:
         net_arch=[256, 256],
         activation="relu",
         layer_norm=False,
-        batch_size=256,
-        buffer_size=10_000,
+        batch_size=batch,
+        buffer_size=TRANSITIONS,
         encoder=encoder,
+        pixel_layout=suite.layout,
         seed=0,
         device=device,
     )
     agent.set_logger(configure(None, []))
     agent.start_task(0, env, seed=0)
-    rng = np.random.default_rng(0)
-    obs, _ = env.reset(seed=0)
-    for _ in range(5000):  # random transitions of the suite's observation
-        action = rng.uniform(-1, 1, 9).astype(np.float32)
-        nxt, reward, _, truncated, _ = env.step(action)
-        agent.replay_buffer.add(obs[None], nxt[None], action[None], np.array([reward]),
-                                np.array([False]), [{}])  # fmt: skip
-        obs = env.reset()[0] if truncated else nxt
+    fill(agent, env, suite.layout)
     return agent
 
 
-def updates_per_second(agent: ContinualSAC, updates: int) -> float:
-    batches = [agent.replay_buffer.sample(256) for _ in range(updates)]
+def fill(agent: ContinualSAC, env, layout) -> None:
+    """Transitions of random actions on the task's state; for pixels, random frames and states
+    (rendering is not what is timed)."""
+    rng = np.random.default_rng(0)
+    width = int(env.observation_space.shape[0])
+
+    def add(obs: np.ndarray, nxt: np.ndarray, action: np.ndarray, reward: float) -> None:
+        agent.replay_buffer.add(obs[None], nxt[None], action[None], np.array([reward]),
+                                np.array([False]), [{}])  # fmt: skip
+
+    if layout is None:
+        obs, _ = env.reset(seed=0)
+        for _ in range(TRANSITIONS):
+            action = rng.uniform(-1, 1, 9).astype(np.float32)
+            nxt, reward, _, truncated, _ = env.step(action)
+            add(obs, nxt, action, float(reward))
+            obs = env.reset()[0] if truncated else nxt
+        return
+    one_hot = np.eye(width - layout.width, dtype=np.float32)[0]
+
+    def random_obs() -> np.ndarray:
+        frames = rng.integers(0, 256, layout.pixel_values)
+        return np.concatenate([frames, rng.uniform(-1, 1, layout.proprio), one_hot])
+
+    obs = random_obs().astype(np.float32)
+    for _ in range(TRANSITIONS):
+        nxt = random_obs().astype(np.float32)
+        add(obs, nxt, rng.uniform(-1, 1, 9).astype(np.float32), 0.0)
+        obs = nxt
+
+
+def updates_per_second(agent: ContinualSAC, updates: int, batch: int) -> float:
+    batches = [agent.replay_buffer.sample(batch) for _ in range(updates)]
     agent.update(batches[0])  # warm-up
     if agent.device.type == "cuda":
         torch.cuda.synchronize()
     start = time.perf_counter()
-    for batch in batches:
-        agent.update(batch)
+    for b in batches:
+        agent.update(b)
     if agent.device.type == "cuda":
         torch.cuda.synchronize()
     return updates / (time.perf_counter() - start)
@@ -83,20 +115,30 @@ def updates_per_second(agent: ContinualSAC, updates: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pixels", action="store_true", help="CURL's pixel encoder")
     parser.add_argument("--updates", type=int, default=300)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--batch", type=int, default=None, help="256 state, 128 pixels")
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
-    agents = {name: learner(name, args.device) for name in OBJECTIVES}
-    rates: dict[str, list[float]] = {name: [] for name in OBJECTIVES}
+    batch = args.batch or (128 if args.pixels else 256)
+    names = PIXEL_OBJECTIVES if args.pixels else OBJECTIVES
+    agents = {name: learner(name, args.device, args.pixels, batch) for name in names}
+    rates: dict[str, list[float]] = {name: [] for name in names}
     for _ in range(args.rounds):
         for name, agent in agents.items():
-            rates[name].append(updates_per_second(agent, args.updates))
+            rates[name].append(updates_per_second(agent, args.updates, batch))
     base = statistics.median(rates["none"])
-    print(f"device {args.device}, torch threads {torch.get_num_threads()}, batch 256, 2x256 SAC,")
-    print(f"state encoder 31 -> 256 -> 50; median of {args.rounds} rounds of {args.updates}")
+    what = (
+        "pixels+proprio: CURL's conv encoder (4x32 3x3 convs) on 3 stacked 84x84 crops -> 50"
+        if args.pixels
+        else "state encoder 31 -> 256 -> 50"
+    )
+    print(f"device {args.device}, torch threads {torch.get_num_threads()}, batch {batch}, "
+          "2x256 SAC,")  # fmt: skip
+    print(f"{what}; median of {args.rounds} rounds of {args.updates}")
     print(f"{'objective':<10} {'updates/s':>10} {'time vs no SSL':>15}")
-    for name in OBJECTIVES:
+    for name in names:
         rate = statistics.median(rates[name])
         print(f"{name:<10} {rate:>10.1f} {base / rate:>14.2f}x")
 

@@ -78,11 +78,6 @@ class EncoderConfig(_Strict):
             raise ValueError(
                 f"objective={self.objective} trains an encoder; set agent.encoder.type=mlp"
             )
-        if self.objective == "crossmodal":
-            raise ValueError(
-                "crossmodal (pixels against proprioception) is not available yet; use curl, "
-                "moco, simclr or temporal"
-            )
         return self
 
 
@@ -315,6 +310,12 @@ class ExperimentConfig(_Strict):
             raise ValueError(
                 f"observation={self.observation} with agent.encoder.type={encoder}: rendered "
                 "frames need agent.encoder.type=pixels, and that encoder needs them"
+            )
+        if self.agent.encoder.objective == "crossmodal" and self.observation != "pixels+proprio":
+            raise ValueError(
+                f"agent.encoder.objective=crossmodal with observation={self.observation}: it "
+                "contrasts the frames with the state of the same step; set "
+                "observation=pixels+proprio"
             )
         return self
 

@@ -368,7 +368,8 @@ def writing(run_dir: RunDirectory) -> Iterator[None]:
 
 
 def check_memory(config: ExperimentConfig, suite: Suite) -> None:
-    """Refuse a replay buffer that cannot fit in this machine's available memory."""
+    """Refuse a replay buffer (and an SSL memory of earlier tasks) that cannot fit in this
+    machine's available memory."""
     cls = AGENTS.get(config.agent.name)
     keys = AgentConfig.keys_taken_by(cls)
     if keys is not None and "buffer_size" not in keys:
@@ -384,15 +385,31 @@ def check_memory(config: ExperimentConfig, suite: Suite) -> None:
             int(env.observation_space.shape[0]),
             int(env.action_space.shape[0]),
         )
+    encoder = config.agent.encoder
+    ssl_memory = 0
+    if encoder.objective != "none" and encoder.memory_ratio > 0:  # kept for every earlier task
+        from robotcl.agents.ssl_memory import ObservationMemory
+
+        row = ObservationMemory.bytes_per_row(suite.layout, int(env.observation_space.shape[0]))
+        ssl_memory = (len(suite) - 1) * encoder.memory_per_task * row
     env.close()
     have = available_memory()
-    if have is not None and need > have:
+    if have is None or need + ssl_memory <= have:
+        return
+    if need > have or ssl_memory == 0:
         per = need // config.agent.buffer_size
         raise UserInputError(
             f"config key 'agent.buffer_size' ({config.agent.buffer_size:,})",
             f"the replay buffer needs {gib(need)} and this machine has {gib(have)} available",
             f"at most about {have // per:,} transitions here",
         )
+    raise UserInputError(
+        f"config key 'agent.encoder.memory_per_task' ({encoder.memory_per_task:,})",
+        f"the SSL memory of {len(suite) - 1} earlier task(s) needs {gib(ssl_memory)} beside the "
+        f"replay buffer's {gib(need)}, and this machine has {gib(have)} available",
+        f"at most about {(have - need) // max(1, ssl_memory // encoder.memory_per_task):,} "
+        "per task here",
+    )
 
 
 def load_reference(

@@ -104,7 +104,7 @@ def test_the_ssl_batch_rehearses_earlier_tasks_in_its_share(tiny):
     learner.start_task(0, experiment.suite.make_env(0), seed=0)
     learner.learn_task(60)
     learner.end_task()
-    assert learner.ssl_memory[0].shape[:2] == (2, 60)  # observations and the next ones
+    assert len(learner.ssl_memory) == 60 and learner.ssl_memory.tasks() == [0]
     learner.start_task(1, experiment.suite.make_env(1), seed=1)
     learner.learn_task(60)
     seen: list[torch.Tensor] = []
@@ -154,7 +154,7 @@ def test_ssl_state_is_checkpointed_and_a_resumed_run_matches(tiny, tmp_path):
     ("items", "culprit"),
     [
         (["agent.encoder.objective=curl"], "set agent.encoder.type=mlp"),
-        ([*ENCODER, "agent.encoder.objective=crossmodal"], "not available yet"),
+        ([*ENCODER, "agent.encoder.objective=crossmodal"], "observation=pixels+proprio"),
         (["observation=pixels"], "need agent.encoder.type=pixels"),
         (["agent.encoder.type=pixels"], "need agent.encoder.type=pixels"),
         (["observation=pixels", "agent.encoder.type=pixels", "pixels.crop=120"], "pixels.crop"),
@@ -165,6 +165,45 @@ def test_encoder_settings_that_cannot_work_are_one_line_errors(items, culprit, t
     assert main(["run", "quick", "--dry-run", *items, f"runs_dir={tmp_path / 'runs'}"]) == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert err.startswith("robotcl: error: ") and culprit in err
+
+
+PIXELS = [
+    "observation=pixels+proprio",
+    "pixels.size=24",
+    "pixels.crop=20",
+    "agent.encoder.type=pixels",
+]
+
+
+def test_crossmodal_contrasts_the_frames_with_the_state_of_the_same_step(tiny, gl_ok):
+    learner = learner_with(tiny, *PIXELS, "agent.encoder.objective=crossmodal")
+    batch = learner.replay_buffer.sample(16)
+    out: dict[str, torch.Tensor] = {}
+    loss = learner.ssl_term(batch, out)
+    assert 0 <= float(out["ssl_accuracy"]) <= 1
+    assert nonzero(grads(loss, list(learner.encoder.encoder.parameters())))  # the conv encoder
+    assert nonzero(grads(loss, list(learner.ssl.proprio_encoder.parameters())))
+    # the pixel view holds the frames alone: the state rides along only for the trunks
+    layout = learner.pixel_layout
+    moved = batch.observations.clone()
+    moved[:, layout.pixel_values : layout.width] += 1.0
+    learner.encoder.eval()
+    assert torch.equal(learner.ssl.encoder(batch.observations), learner.ssl.encoder(moved))
+    assert not torch.equal(learner.encoder(batch.observations), learner.encoder(moved))
+
+
+def test_a_pixel_objective_takes_the_critics_crop_as_its_anchor_once(tiny, gl_ok):
+    learner = learner_with(tiny, *PIXELS, "agent.encoder.objective=simclr")
+    batch = learner.replay_buffer.sample(8)
+    learner.policy.set_training_mode(True)
+    learner.losses(batch)
+    anchor = learner.encoder.anchor
+    assert anchor is not None and anchor[0] is batch.observations and anchor[1].requires_grad
+    view = learner.ssl.encoder
+    assert view(batch.observations) is anchor[1]  # the critic's features: one conv pass saved
+    assert not torch.equal(view(batch.observations), anchor[1])  # then a new random crop
+    learner.update(batch)
+    assert learner.encoder.anchor is None  # no graph outlives the update
 
 
 def test_ssl_losses_reach_tensorboard(tiny, tmp_path):

@@ -36,6 +36,15 @@ def bad_inputs(tmp_path: Path, a_file: Path) -> dict[str, tuple[list[str], str]]
         "gpu index": (["device=cuda:7"], "config key 'device'"),
         "seed too large": (["seed=4294967296"], "config key 'seed'"),
         "buffer beyond memory": (["agent.buffer_size=100000000000"], "available"),
+        "ssl memory beyond memory": (
+            [
+                "agent.encoder.type=mlp",
+                "agent.encoder.objective=curl",
+                "agent.encoder.memory_ratio=0.5",
+                "agent.encoder.memory_per_task=100000000000",
+            ],
+            "agent.encoder.memory_per_task",
+        ),
         "learning rate huge": (["agent.learning_rate=1e30"], "agent.learning_rate"),
         "learning rate inf": (["agent.learning_rate=.inf"], "agent.learning_rate"),
         "run_dir is a file": ([f"run_dir={a_file}"], "is a file"),
@@ -61,6 +70,7 @@ CASES = [
     "gpu index",
     "seed too large",
     "buffer beyond memory",
+    "ssl memory beyond memory",
     "learning rate huge",
     "learning rate inf",
     "run_dir is a file",

@@ -10,6 +10,7 @@ import torch
 from gymnasium.utils.env_checker import check_env
 
 from robotcl.agents.frame_buffer import FrameReplayBuffer
+from robotcl.agents.ssl_memory import ObservationMemory
 from robotcl.envs.pixels import PixelLayout, PixelObservation
 from robotcl.envs.suites import TaskIdWrapper
 
@@ -138,3 +139,25 @@ def test_the_frame_replay_states_its_size_before_it_is_filled():
     buffer = FrameReplayBuffer(50, layout, obs_dim, 1)
     collect(env, 60, buffer)
     assert buffer.nbytes() == FrameReplayBuffer.bytes_needed(50, layout, obs_dim, 1)
+
+
+def test_the_ssl_memory_keeps_pixel_pairs_as_uint8_and_gives_them_back_exactly():
+    env = pixel_env(max_steps=7)
+    layout = env.env.layout
+    buffer = FrameReplayBuffer(200, layout, env.observation_space.shape[0], 1)
+    pairs = {task: collect(env, 100, buffer)[:50] for task in (0, 1)}
+    memory = ObservationMemory(layout)
+    for task, given in pairs.items():
+        obs = torch.as_tensor(np.stack([g[0] for g in given]))
+        memory.add(task, obs, torch.as_tensor(np.stack([g[1] for g in given])))
+    assert len(memory) == 100 and memory.tasks() == [0, 1]
+    obs, next_obs = memory.sample(64, torch.Generator().manual_seed(0), exclude=1)
+    known = {(g[0].tobytes(), g[1].tobytes()) for g in pairs[0]}
+    rows = zip(obs.numpy(), next_obs.numpy(), strict=True)
+    assert all((o.tobytes(), n.tobytes()) in known for o, n in rows)
+    assert obs.dtype == next_obs.dtype == torch.float32
+    width = env.observation_space.shape[0]
+    assert memory.nbytes() == 100 * ObservationMemory.bytes_per_row(layout, width)
+    # the stack and one more frame as uint8, against two float32 stacks
+    assert memory.nbytes() * 5 < 100 * 2 * 4 * width
+    assert ObservationMemory(layout).sample(4, torch.Generator(), exclude=0) is None
