@@ -186,6 +186,9 @@ def build_spec(valve: str = "T3") -> mujoco.MjSpec:
     opt.integrator = mujoco.mjtIntegrator.mjINT_EULER
     spec.visual.global_.offwidth = 640
     spec.visual.global_.offheight = 640
+    # MuJoCo's default 4096^2 shadow map is most of a frame's cost in software rendering
+    # (63 -> 20 ms a 100x100 frame here) for a mean pixel difference of 0.13 / 255 at that size
+    spec.visual.quality.shadowsize = 1024
 
     _add_scene(spec)
     # Claw joints first, so they are qpos/qvel 0..8 and the valve hinge is index 9.
