@@ -5,6 +5,7 @@ import warnings
 import mujoco
 from gymnasium.envs.registration import register, registry
 
+from . import metaworld as _metaworld
 from .dclaw import DCLAW_VALVES
 
 DCLAW_MAX_EPISODE_STEPS = 40
@@ -41,6 +42,7 @@ def route_mujoco_warnings() -> None:
 
 register_envs()
 route_mujoco_warnings()
+_metaworld.register_tasks()
 
 __all__ = [
     "DCLAW_MAX_EPISODE_STEPS",

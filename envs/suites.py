@@ -48,11 +48,16 @@ class TaskSpec:
 
 @dataclass(frozen=True)
 class Suite:
-    """An ordered list of tasks. ``make_env(i)`` gives task i with its one-hot appended."""
+    """An ordered list of tasks. ``make_env(i)`` gives task i with its one-hot appended.
+
+    ``orders`` names task orders of the suite (task names in order); ``order`` says which one
+    ``tasks`` follows (see :meth:`ordered` and :func:`robotcl.envs.orders.parse_order`).
+    """
 
     name: str
     tasks: tuple[TaskSpec, ...]
     order: str = "a"
+    orders: dict[str, tuple[str, ...]] = field(default_factory=dict, compare=False)
     #: "state", "pixels" or "pixels+proprio" (rendered frames, see robotcl.envs.pixels)
     observation: str = "state"
     pixel_size: int = 100
@@ -75,10 +80,20 @@ class Suite:
         env.close()
         return PixelLayout(self.frames, self.pixel_size, proprio)
 
-    def make_env(self, index: int, render_mode: str | None = None) -> gym.Env:
+    def make_env(
+        self, index: int, render_mode: str | None = None, size: int | None = None
+    ) -> gym.Env:
+        """Task ``index`` with its one-hot; ``size``: the render size of a state observation's
+        env (for videos), where the env takes ``width`` and ``height``."""
         spec = self.tasks[index]
         if self.observation == "state":
-            env = gym.make(spec.env_id, render_mode=render_mode, **spec.kwargs)
+            kwargs = dict(spec.kwargs)
+            if size is not None:
+                kwargs.update(width=size, height=size)
+            try:
+                env = gym.make(spec.env_id, render_mode=render_mode, **kwargs)
+            except TypeError:  # an env without width and height: its own render size
+                env = gym.make(spec.env_id, render_mode=render_mode, **spec.kwargs)
         else:
             size = self.pixel_size
             env = gym.make(
@@ -87,6 +102,16 @@ class Suite:
             proprio = self.observation.endswith("proprio")
             env = PixelObservation(env, self.frames, size, proprio)
         return TaskIdWrapper(env, index, len(self))
+
+    def ordered(self, order: str | list[str]) -> Suite:
+        """The suite in ``order``: one of its named orders, an explicit list of all its task
+        names, or ``shuffle:I`` (the permutation numpy's generator seeded I draws)."""
+        from robotcl.envs.orders import order_names
+
+        names = order_names(order, self.task_names, self.orders, self.name)
+        by_name = {t.name: t for t in self.tasks}
+        label = order if isinstance(order, str) else "[" + ",".join(order) + "]"
+        return replace(self, tasks=tuple(by_name[n] for n in names), order=label)
 
     def select(self, names: list[str]) -> Suite:
         """The suite reduced to the named tasks, in the given order (one-hot length = count)."""
@@ -115,31 +140,104 @@ DCLAW_ORDERS: dict[str, list[int]] = {
 }
 
 
-def dclaw10(order: str = "a") -> Suite:
-    """The ten D'Claw valve-turning tasks T0..T9 in order a, b or c."""
-    if order not in DCLAW_ORDERS:
-        raise UserInputError("order", f"unknown order '{order}' for dclaw10", "one of a, b, c")
-    tasks = tuple(TaskSpec(f"T{k}", f"robotcl/DClawTurnT{k}-v0") for k in DCLAW_ORDERS[order])
-    return Suite("dclaw10", tasks, order)
+def dclaw10() -> Suite:
+    """The ten D'Claw valve-turning tasks T0..T9; orders a, b, c of the CoRL 2021 study."""
+    tasks = tuple(TaskSpec(f"T{k}", f"robotcl/DClawTurnT{k}-v0") for k in range(10))
+    orders = {name: tuple(f"T{k}" for k in ks) for name, ks in DCLAW_ORDERS.items()}
+    return Suite("dclaw10", tasks, "a", orders)
 
 
 SUITES.register("dclaw10", dclaw10)
 
 
+def cw10() -> Suite:
+    """Continual World's CW10 on Meta-World v3 (needs the extra robotcl[metaworld])."""
+    from robotcl.envs.metaworld import CW10, require
+
+    require("suite 'cw10'")
+    return Suite("cw10", tuple(TaskSpec(n, f"robotcl/CW-{n}-v0") for n in CW10))
+
+
+def cw20() -> Suite:
+    """CW20: CW10 twice; the second pass's tasks are named <task>-2."""
+    first = cw10().tasks
+    second = tuple(replace(t, name=f"{t.name}-2") for t in first)
+    return Suite("cw20", first + second)
+
+
+SUITES.register("cw10", cw10)
+SUITES.register("cw20", cw20)
+
+
 def make_suite(
     name: str,
-    order: str = "a",
+    order: str | list[str] = "a",
     num_tasks: int | None = None,
     tasks: list[str] | None = None,
     observation: str = "state",
     pixel_size: int = 100,
     frames: int = 3,
 ) -> Suite:
-    """Build a registered suite by name; optionally keep only ``tasks`` (by name, in that
-    order), then only the first ``num_tasks``; ``observation`` "pixels" or "pixels+proprio"
-    renders every task (``pixel_size`` square, ``frames`` stacked)."""
-    suite = SUITES.get(name)(order=order)
+    """Build a suite: a registered name or a suite file (``*.yaml``, see
+    :mod:`robotcl.envs.suite_file`), in ``order``; optionally keep only ``tasks`` (by name, in
+    that order), then only the first ``num_tasks``; ``observation`` "pixels" or
+    "pixels+proprio" renders every task (``pixel_size`` square, ``frames`` stacked)."""
+    from robotcl.envs.suite_file import is_suite_file, load_suite_file
+
+    suite = load_suite_file(name) if is_suite_file(name) else SUITES.get(name)()
+    suite = suite.ordered(order)
     if tasks:
         suite = suite.select(tasks)
     suite = suite if num_tasks is None else suite.first(num_tasks)
     return replace(suite, observation=observation, pixel_size=pixel_size, frames=frames)
+
+
+def task_index() -> dict[str, TaskSpec]:
+    """Every task of the registered suites by name (what a suite file may list by name)."""
+    index: dict[str, TaskSpec] = {}
+    for name in SUITES:
+        try:
+            suite = SUITES.get(name)()
+        except Exception:  # noqa: BLE001  (a suite whose optional extra is missing)
+            continue
+        for task in suite.tasks:
+            index.setdefault(task.name, task)
+    return index
+
+
+def check_spaces(suite: Suite) -> None:
+    """Refuse a suite whose tasks differ in observation or action space, naming them."""
+    first, odd = None, []
+    for spec in suite.tasks:
+        env = gym.make(spec.env_id, **spec.kwargs)
+        spaces = (env.observation_space, env.action_space)
+        env.close()
+        if not all(isinstance(x, gym.spaces.Box) and len(x.shape) == 1 for x in spaces):
+            raise UserInputError(
+                f"suite '{suite.name}'",
+                f"task {spec.name} ({spec.env_id}) has {spaces[0]} / {spaces[1]}",
+                "tasks need flat Box observations and actions",
+            )
+        if first is None:
+            first = (spec.name, spaces)
+            continue
+        (obs0, act0), (obs, act) = first[1], spaces
+        same_action = (
+            act.shape == act0.shape
+            and np.allclose(act.low, act0.low)
+            and np.allclose(act.high, act0.high)
+        )
+        same_obs = obs.shape == obs0.shape and all(
+            np.array_equal(a, b) for a, b in ((obs.low, obs0.low), (obs.high, obs0.high))
+        )
+        if not same_obs or not same_action:
+            odd.append(f"{spec.name} (observation {obs.shape}, action {act.shape} "
+                       f"[{act.low.min():g}, {act.high.max():g}])")  # fmt: skip
+    if odd:
+        name0, (obs0, act0) = first
+        raise UserInputError(
+            f"suite '{suite.name}'",
+            f"tasks whose spaces differ from {name0}'s (observation {obs0.shape}, action "
+            f"{act0.shape} [{act0.low.min():g}, {act0.high.max():g}]): {'; '.join(odd)}",
+            "every task of a suite needs the same observation and action space (shapes and bounds)",
+        )

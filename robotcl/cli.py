@@ -167,7 +167,11 @@ def _cmd_list(_: argparse.Namespace) -> int:
 
     print("suites:")
     for name in SUITES:
-        suite = make_suite(name)
+        try:
+            suite = make_suite(name)
+        except UserInputError as exc:  # an optional extra that is not installed
+            print(f"  {name}: {exc.problem} ({exc.allowed})")
+            continue
         print(f"  {name}: {len(suite)} tasks: {' '.join(suite.task_names)}")
         print(f"    gymnasium ids: {suite.tasks[0].env_id} ...")
     print("strategies: " + ", ".join(STRATEGIES))
@@ -234,7 +238,6 @@ def _cmd_plot(args: argparse.Namespace) -> int:
 
 
 def _cmd_show(args: argparse.Namespace) -> int:
-    os.environ.setdefault("MUJOCO_GL", "egl")
     from robotcl.envs.render import suite_contact_sheet
     from robotcl.envs.suites import make_suite
 
@@ -256,6 +259,7 @@ COMMANDS = {
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    os.environ.setdefault("MUJOCO_GL", "egl")  # offscreen rendering (pixels, videos, show)
     wants_help = any(a in ("-h", "--help") for a in argv)  # the key list imports every strategy
     parser = _parser(with_config_help=wants_help)
     args, extra = parser.parse_known_args(argv)

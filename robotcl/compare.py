@@ -1,11 +1,13 @@
-"""Strategy comparison grids: strategies x seeds on one suite, one run directory each.
+"""Strategy comparison grids: strategies x seeds (x task orders) on one suite, one run directory
+each.
 
 Runs go to worker processes (default: one per GPU, or one on CPU; ``workers=0`` runs them in this
 process). A run that fails is reported with its error; the others' results are kept. The grid
 ends with one comparison: a table of ACC, BWT, forgetting and FWT with bootstrap intervals over
 seeds, and figures (final success per task per strategy; success on every task along the whole
 sequence, as in Continual World's figures; the same for return, which moves before success does
-in short runs) written as PNG and into TensorBoard.
+in short runs) written as PNG and into TensorBoard. A grid over several task orders (``orders=``)
+also gives the spread of each metric across orders.
 """
 
 from __future__ import annotations
@@ -37,13 +39,14 @@ from robotcl.config import (
     unused_settings,
     validate_config,
 )
+from robotcl.envs.orders import expand_orders, order_label
 from robotcl.errors import UserInputError, warn
 from robotcl.metrics import aggregate
 from robotcl.outputs import atomic_write_text, check_writable
 from robotcl.plots import curves_figure
 from robotcl.report import COLUMNS, format_table
 
-GRID_KEYS = ("strategies", "seeds", "workers")
+GRID_KEYS = ("strategies", "seeds", "orders", "workers")
 MANIFEST = "grid.json"
 
 
@@ -57,6 +60,12 @@ class GridRun:
     device: str
     error: str | None = None
     status: str = "pending"
+    order: str = ""  # the order's label in a grid over orders ("" otherwise)
+
+    @property
+    def group(self) -> str:
+        """What curves and bars are averaged over seeds by: the strategy (and the order)."""
+        return f"{self.label} @ {self.order}" if self.order else self.label
 
 
 class GridStopped(KeyboardInterrupt):
@@ -88,9 +97,10 @@ def _seed_list(value: Any) -> list[int]:
 def parse_grid(
     overrides: list[str], defaults: dict[str, Any] | None = None
 ) -> tuple[dict[str, Any], list[str]]:
-    """Split ``strategies=``, ``seeds=`` (a count or a list), ``workers=`` from the experiment
-    overrides; a preset's ``compare:`` block gives the defaults. ``seed=S`` alone means
-    ``seeds=[S]``; next to ``seeds=`` it is refused."""
+    """Split ``strategies=``, ``seeds=`` (a count or a list), ``orders=`` (a list of orders or
+    ``random:K``), ``workers=`` from the experiment overrides; a preset's ``compare:`` block gives
+    the defaults. ``seed=S`` alone means ``seeds=[S]``; next to ``seeds=`` it is refused;
+    ``order=random:K`` means ``orders=random:K``."""
     grid: dict[str, Any] = dict(defaults or {})
     unknown = sorted(set(grid) - set(GRID_KEYS))
     if unknown:
@@ -110,6 +120,12 @@ def parse_grid(
             given.add(key)
         else:
             rest.append(item)
+    sweep = [i for i in rest if i.startswith("order=random:")]
+    if sweep and "orders" in given:
+        raise UserInputError(sweep[0], "conflicts with orders= (the grid's orders)", "give one")
+    if sweep:
+        rest = [item for item in rest if item not in sweep]
+        grid["orders"] = sweep[-1].partition("=")[2]
     seed_items = [item for item in rest if item.partition("=")[0] == "seed"]
     if seed_items and "seeds" in given:
         raise UserInputError(
@@ -129,7 +145,8 @@ def parse_grid(
         not isinstance(workers, int) or isinstance(workers, bool) or workers < 0
     ):
         raise UserInputError("workers", f"{workers!r} is not a non-negative integer", "e.g. 2")
-    return {"strategies": strategies, "seeds": seeds, "workers": workers}, rest
+    orders = expand_orders(grid["orders"]) if grid.get("orders") is not None else None
+    return {"strategies": strategies, "seeds": seeds, "orders": orders, "workers": workers}, rest
 
 
 def _default_workers() -> int:
@@ -154,15 +171,20 @@ def _label(strategy: Any) -> tuple[str, list[str]]:
 
 
 def _cell_config(
-    source: str | None, rest: list[str], names: list[str], seed: int, run_dir: str, device: str
+    source: str | None,
+    rest: list[str],
+    names: list[str],
+    seed: int,
+    run_dir: str,
+    device: str,
+    order: str | list[str] | None = None,
 ) -> dict[str, Any]:
     data = load_source(source)
     data.pop("compare", None)
-    data = merge_overrides(
-        data,
-        [*rest, f"seed={seed}", f"run_dir={run_dir}", f"device={device}", "progress=false"],
-        quiet=True,  # the grid's base config has said it once
-    )
+    items = [*rest, f"seed={seed}", f"run_dir={run_dir}", f"device={device}", "progress=false"]
+    if order is not None:
+        items.append(f"order={json.dumps(order)}")
+    data = merge_overrides(data, items, quiet=True)  # the grid's base config has said it once
     data["strategy"] = names
     return validate_config(data).model_dump()
 
@@ -173,13 +195,16 @@ def _check_cells(configs: list[tuple[GridRun, dict[str, Any]]]) -> None:
     from robotcl.experiment import Experiment
 
     seen: set[str] = set()
+    prepared: set[str] = set()
     for cell, data in configs:
-        if cell.label in seen or cell.status != "pending":
+        if cell.group in seen or cell.status != "pending":
             continue
-        seen.add(cell.label)
+        seen.add(cell.group)
         # on the CPU: the device itself was checked with the config; this process stays off GPUs
-        experiment = Experiment(validate_config({**data, "device": "cpu"}))
-        experiment.prepare()
+        experiment = Experiment(validate_config({**data, "device": "cpu"}))  # checks the order
+        if cell.label not in prepared:
+            prepared.add(cell.label)
+            experiment.prepare()
         experiment.evaluator.close()
 
 
@@ -319,6 +344,7 @@ def _write_manifest(
                 "source": source,
                 "overrides": rest,
                 "workers": grid["workers"],
+                "orders": grid["orders"],
                 "cells": [{"cell": asdict(c), "config": d} for c, d in configs],
             },
             indent=1,
@@ -364,12 +390,12 @@ def compare(
             raise UserInputError(
                 f"compare --resume: '{grid_only[0]}'",
                 "a grid keeps its settings",
-                "only strategies=, seeds=, workers= may be given",
+                "only strategies=, seeds=, orders=, workers= may be given",
             )
         configs = [(GridRun(**c["cell"]), c["config"]) for c in manifest["cells"]]
-        known = {(c.label, c.seed) for c, _ in configs}
-        defaults = {"workers": manifest.get("workers")}
-        if any(o.partition("=")[0] in ("strategies", "seeds") for o in overrides):
+        known = {(c.label, c.seed, c.order) for c, _ in configs}
+        defaults = {"workers": manifest.get("workers"), "orders": manifest.get("orders")}
+        if any(o.partition("=")[0] in ("strategies", "seeds", "orders") for o in overrides):
             labels = list(dict.fromkeys(c.label for c, _ in configs))
             seeds = sorted({c.seed for c, _ in configs})
             defaults.update(strategies=[lab.split("+") for lab in labels], seeds=seeds)
@@ -388,17 +414,22 @@ def compare(
             "settings of strategies outside the grid are ignored: "
             + ", ".join(k + ".*" for k in unused)
         )
+    orders = grid["orders"] or [None]
     new = [
-        (s, seed)
+        (s, seed, order)
         for s in grid["strategies"]
+        for order in orders
         for seed in grid["seeds"]
-        if (_label(s)[0], seed) not in known
+        if (_label(s)[0], seed, "" if order is None else order_label(order)) not in known
     ]
     devices = _devices(base, len(configs) + len(new))
-    for strategy, seed in new:  # all checked before anything is written
+    for strategy, seed, order in new:  # all checked before anything is written
         label, names = _label(strategy)
-        cell = GridRun(label, seed, str(root / f"{label}-s{seed}"), devices[len(configs)])
-        configs.append((cell, _cell_config(source, rest, names, seed, cell.run_dir, cell.device)))
+        tag = "" if order is None else order_label(order)
+        run_dir = str(root / (f"{label}-{tag}-s{seed}" if tag else f"{label}-s{seed}"))
+        cell = GridRun(label, seed, run_dir, devices[len(configs)], order=tag)
+        data = _cell_config(source, rest, names, seed, run_dir, cell.device, order)
+        configs.append((cell, data))
     for cell, _ in configs:
         if cell.status != "done" or not _cell_finished(cell):
             cell.status, cell.error = "pending", None
@@ -480,6 +511,9 @@ def comparison_table(cells: list[GridRun]) -> tuple[str, dict[str, Any]]:
             )
         rows.append([label, str(len(metrics)), *cells_txt])
     text = format_table(rows)
+    spread = order_spread(cells)
+    if spread:
+        text += "\n\n" + spread[0]
     failed = [c for c in cells if c.status == "failed"]
     if failed:
         text += "\n\nfailed runs:\n" + "\n".join(
@@ -493,26 +527,63 @@ def comparison_table(cells: list[GridRun]) -> tuple[str, dict[str, Any]]:
     return text, summary
 
 
+def order_spread(cells: list[GridRun]) -> tuple[str, dict[str, Any]] | None:
+    """How each metric moves with the task order: per strategy, the mean over seeds of each
+    order, then their standard deviation and range across orders. None for a grid of one order."""
+    means: dict[str, dict[str, list[dict]]] = {}
+    for cell in cells:
+        results = _load(cell)
+        if results is not None and cell.order:
+            means.setdefault(cell.label, {}).setdefault(cell.order, []).append(results["metrics"])
+    if not any(len(orders) > 1 for orders in means.values()):
+        return None
+    rows = [["strategy", "orders", *COLUMNS]]
+    summary: dict[str, Any] = {}
+    for label, orders in means.items():
+        per_order = {o: aggregate(ms) for o, ms in orders.items()}
+        summary[label] = {}
+        texts = []
+        for column in COLUMNS:
+            values = [st[column]["mean"] for st in per_order.values() if column in st]
+            if not values:
+                texts.append("-")
+                continue
+            sd = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+            summary[label][column] = {
+                "by_order": {o: st[column]["mean"] for o, st in per_order.items() if column in st},
+                "sd": sd,
+                "min": min(values),
+                "max": max(values),
+            }
+            texts.append(f"sd {sd:.3f} [{min(values):+.3f}, {max(values):+.3f}]")
+        rows.append([label, str(len(orders)), *texts])
+    title = "across task orders (each order's mean over seeds: sd [min, max]):"
+    return title + "\n" + format_table(rows), summary
+
+
 def final_success_figure(cells: list[GridRun]) -> Figure | None:
-    """Grouped bars: final success on each task, one bar per strategy (mean over seeds)."""
-    finals: dict[str, list[np.ndarray]] = {}
+    """Grouped bars: final success on each task (by name, whatever the order), one bar per
+    strategy (mean over seeds and orders)."""
+    by_task: dict[str, dict[str, list[float]]] = {}
     tasks: list[str] = []
     for cell in cells:
         results = _load(cell)
         if results is None:
             continue
         R = np.asarray(results["R"][results["metric_mode"]]["success"])
-        finals.setdefault(cell.label, []).append(R[-1])
-        tasks = results["tasks"]
-    if not finals:
+        for name, value in zip(results["tasks"], R[-1], strict=True):
+            by_task.setdefault(cell.label, {}).setdefault(name, []).append(float(value))
+        tasks += [t for t in results["tasks"] if t not in tasks]
+    if not by_task:
         return None
+    finals = {label: [np.mean(v.get(t, [np.nan])) for t in tasks] for label, v in by_task.items()}
     fig = Figure(figsize=(max(6.0, 0.9 * len(tasks) * max(1, len(finals)) / 2), 3.2))
     FigureCanvasAgg(fig)
     ax = fig.add_subplot(1, 1, 1)
     width = 0.8 / len(finals)
-    for k, (label, rows) in enumerate(finals.items()):
+    for k, (label, values) in enumerate(finals.items()):
         x = np.arange(len(tasks)) + (k - (len(finals) - 1) / 2) * width
-        ax.bar(x, np.mean(rows, axis=0), width, label=label)
+        ax.bar(x, values, width, label=label)
     ax.set_xticks(range(len(tasks)), tasks)
     ax.set_ylim(0, 1.05)
     ax.set_ylabel("final success")
@@ -522,12 +593,13 @@ def final_success_figure(cells: list[GridRun]) -> Figure | None:
 
 
 def mean_curves(cells: list[GridRun]) -> tuple[list[dict[str, Any]], list[str]]:
-    """One pseudo-run per strategy whose success and return curves are means over its seeds."""
+    """One pseudo-run per strategy (and order) whose success and return curves are means over its
+    seeds."""
     grouped: dict[str, list[dict]] = {}
     for cell in cells:
         results = _load(cell)
         if results is not None:
-            grouped.setdefault(cell.label, []).append(results)
+            grouped.setdefault(cell.group, []).append(results)
     runs, labels = [], []
     for label, group in grouped.items():
         mode = group[0]["metric_mode"]
@@ -557,7 +629,14 @@ def write_comparison(root: Path, cells: list[GridRun]) -> str:
     atomic_write_text(root / "comparison.txt", text + "\n")
     atomic_write_text(
         root / "comparison.json",
-        json.dumps({"runs": [asdict(c) for c in cells], "metrics": summary}, indent=1),
+        json.dumps(
+            {
+                "runs": [asdict(c) for c in cells],
+                "metrics": summary,
+                "orders": (order_spread(cells) or (None, None))[1],
+            },
+            indent=1,
+        ),
     )
     writer = SummaryWriter(str(root / "tb"))
     writer.add_text("compare/table", "<pre>" + text + "</pre>")

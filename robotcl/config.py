@@ -220,6 +220,19 @@ class ProbeConfig(_Strict):
     )
 
 
+class VideoConfig(_Strict):
+    """Rollout videos at task ends (robotcl/videos.py): every task played by the policy after
+    each chosen stage, the stages side by side."""
+
+    enabled: bool = Field(False, description="record videos (off in quick presets)")
+    episodes: PositiveInt = Field(1, description="deterministic episodes per task and stage")
+    stages: Literal["all", "last"] | list[NonNegativeInt] = Field(
+        "all", description="after which tasks to record: all, last, or positions like [0,4,9]"
+    )
+    size: PositiveInt = Field(120, description="frame width and height (state observations)")
+    fps: PositiveInt = Field(10, description="frames per second (D'Claw: 10 steps a second)")
+
+
 class PixelsConfig(_Strict):
     """Rendered observations (observation=pixels or pixels+proprio). Defaults: CURL."""
 
@@ -244,8 +257,14 @@ class ExperimentConfig(_Strict):
         pattern=r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$",
         description="preset name; the run directory groups by it (letters, digits, _ . + -)",
     )
-    suite: str = Field("dclaw10", description="a registered suite")
-    order: str = Field("a", description="task order of the suite")
+    suite: str = Field(
+        "dclaw10", description="a registered suite, or a suite file (*.yaml; see README)"
+    )
+    order: str | list[str] = Field(
+        "a",
+        description="task order: a named order of the suite (dclaw10: a, b, c), a list of all "
+        "its tasks, or shuffle:I (a seeded permutation); random:K is K orders, for compare",
+    )
     tasks: list[str] | None = Field(
         None,
         min_length=1,
@@ -262,6 +281,7 @@ class ExperimentConfig(_Strict):
     agent: AgentConfig = Field(default_factory=AgentConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
     probe: ProbeConfig = Field(default_factory=ProbeConfig)
+    video: VideoConfig = Field(default_factory=VideoConfig)
     observation: Literal["state", "pixels", "pixels+proprio"] = Field(
         "state",
         description="what the agent sees: the state vector, rendered frames, or frames and the "
@@ -283,6 +303,13 @@ class ExperimentConfig(_Strict):
     @classmethod
     def _one_or_many(cls, value: Any) -> Any:
         return [value] if isinstance(value, str) else value
+
+    @field_validator("suite")
+    @classmethod
+    def _suite_file_absolute(cls, value: str) -> str:
+        from robotcl.envs.suite_file import is_suite_file
+
+        return str(Path(value).absolute()) if is_suite_file(value) else value
 
     @field_validator("device")
     @classmethod

@@ -39,6 +39,7 @@ from robotcl.progress import progress
 from robotcl.registry import AGENTS, STRATEGIES
 from robotcl.strategies.base import Strategy, StrategyStack
 from robotcl.system import available_memory, gib, replay_bytes
+from robotcl.videos import VideoRecorder
 
 
 def build_strategy(config: ExperimentConfig) -> Strategy:
@@ -116,6 +117,7 @@ class Experiment:
         self.reference: dict[int, list[tuple]] = {}
         self.probe: RepresentationProbe | None = None
         self.tb: TensorBoardLog | None = None
+        self.videos: VideoRecorder | None = None
 
     # -- state ----------------------------------------------------------------------------
     def _fresh_results(self) -> dict[str, Any]:
@@ -185,6 +187,8 @@ class Experiment:
             )
         self.learner.attach(self.strategy)
         self.strategy.setup(self.learner, self.suite)
+        if config.video.enabled:
+            check_video(config, self.suite)
 
     def evaluate(self, step: int, training: int, log: bool = True) -> dict[str, list[TaskScore]]:
         """Evaluate all tasks now, while task ``training`` is trained; append to the curves and
@@ -237,6 +241,9 @@ class Experiment:
             purge = self.learner.num_timesteps + 1
         self.tb = TensorBoardLog(self.run_dir.tb, purge_step=purge)
         self.learner.set_logger(self.tb.sb3_logger)
+        if config.video.enabled:
+            folder = self.run_dir.path / "videos"
+            self.videos = VideoRecorder(self.suite, config.video, config.seed + 20_000, folder)
         wall_before = self.results["wall_time_s"]
         bar = progress(
             len(self.suite) * config.steps_per_task,
@@ -305,6 +312,8 @@ class Experiment:
             self.results["R"][mode]["return"].append([s.ret for s in task_scores])
         self.results["completed_tasks"] = task + 1
         self._image("cl/success_matrix", self.results["R"][config.eval.metric]["success"])
+        if self.videos is not None:
+            self.videos.record(learner, self.strategy, task, learner.num_timesteps, self.tb.writer)
         if self.probe is not None:
             self.probe.add_task(task, data.buffer)
             row = self.probe.row(learner, self.strategy)
@@ -365,6 +374,29 @@ def writing(run_dir: RunDirectory) -> Iterator[None]:
     except OSError as exc:
         reason = "no space left on the device" if exc.errno == errno.ENOSPC else exc.strerror
         raise RunStopped(f"cannot write to the run directory ({reason or exc})") from exc
+
+
+def check_video(config: ExperimentConfig, suite: Suite) -> None:
+    """Refuse video stages beyond the curriculum, and videos where nothing can be rendered."""
+    stages = config.video.stages
+    if isinstance(stages, list) and any(s >= len(suite) for s in stages):
+        raise UserInputError(
+            f"config key 'video.stages' ({stages})",
+            f"the curriculum has {len(suite)} tasks",
+            f"positions 0..{len(suite) - 1}, all or last",
+        )
+    env = suite.make_env(0, render_mode="rgb_array", size=config.video.size)
+    try:
+        env.reset(seed=0)
+        env.render()
+    except Exception as exc:  # noqa: BLE001  (GL errors differ by backend)
+        raise UserInputError(
+            "config key 'video.enabled'",
+            f"cannot render here ({type(exc).__name__}: {str(exc).splitlines()[0]})",
+            "set MUJOCO_GL=egl or osmesa, or video.enabled=false",
+        ) from None
+    finally:
+        env.close()
 
 
 def check_memory(config: ExperimentConfig, suite: Suite) -> None:

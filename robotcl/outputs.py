@@ -41,12 +41,17 @@ def _file_mode() -> int:
 def atomic_write_text(path: Path, text: str) -> None:
     """Write ``text`` so that ``path`` is never seen half-written (mode as the umask says).
     On failure (a full disk) the temporary file is removed and ``path`` keeps its old text."""
+    atomic_write_bytes(path, text.encode())
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """:func:`atomic_write_text` for bytes."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         os.fchmod(fd, _file_mode())
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -146,11 +151,8 @@ class RunDirectory:
             return run
         strategy = "+".join(config.strategy)
         stamp = time.strftime("%Y%m%d-%H%M%S")
-        base = (
-            Path(config.runs_dir)
-            / config.name
-            / f"{config.suite}-{strategy}-s{config.seed}-{stamp}"
-        )
+        suite = Path(config.suite).stem  # a suite file by its file name
+        base = Path(config.runs_dir) / config.name / f"{suite}-{strategy}-s{config.seed}-{stamp}"
         try:
             base.parent.mkdir(parents=True, exist_ok=True)
             for n in range(1, 10_000):
