@@ -394,11 +394,14 @@ def compare(
             )
         configs = [(GridRun(**c["cell"]), c["config"]) for c in manifest["cells"]]
         known = {(c.label, c.seed, c.order) for c, _ in configs}
-        defaults = {"workers": manifest.get("workers"), "orders": manifest.get("orders")}
-        if any(o.partition("=")[0] in ("strategies", "seeds", "orders") for o in overrides):
-            labels = list(dict.fromkeys(c.label for c, _ in configs))
-            seeds = sorted({c.seed for c, _ in configs})
-            defaults.update(strategies=[lab.split("+") for lab in labels], seeds=seeds)
+        # the grid as it is; strategies=, seeds=, orders= given now replace these
+        labels = list(dict.fromkeys(c.label for c, _ in configs))
+        defaults = {
+            "workers": manifest.get("workers"),
+            "orders": manifest.get("orders"),
+            "strategies": [lab.split("+") for lab in labels],
+            "seeds": sorted({c.seed for c, _ in configs}),
+        }
         grid, _ = parse_grid(overrides, defaults)
     else:
         grid, rest = parse_grid(overrides, load_source(source).get("compare"))
