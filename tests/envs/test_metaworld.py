@@ -64,25 +64,11 @@ def test_success_at_any_step_holds_to_the_episode_end():
     assert flags == [False, False, True, True, True, True]
 
 
-def test_a_short_cw_run_through_the_cli(tmp_path):
-    items = [
-        "suite=cw10",
-        "tasks=[hammer,push-wall]",
-        "steps_per_task=100",
-        "agent.net_arch=[32,32]",
-        "agent.batch_size=32",
-        "agent.buffer_size=1000",
-        "agent.random_steps=50",
-        "agent.update_after=50",
-        "eval.every_steps=100",
-        "eval.episodes=1",
-        "probe.samples=0",
-        "progress=false",
-        f"runs_dir={tmp_path}",
-        "name=cw",
-    ]
+def test_a_short_cw_run_through_the_cli(tiny, tmp_path):
+    items = [t for t in tiny if not t.startswith("num_tasks")]  # the task list is the curriculum
+    items += ["suite=cw10", "tasks=[hammer,push-wall]", "probe.samples=0", "name=cw"]
     assert main(["run", "quick", *items]) == 0
-    (run_dir,) = (tmp_path / "cw").iterdir()
+    (run_dir,) = (tmp_path / "runs" / "cw").iterdir()
     results = json.loads((run_dir / "results.json").read_text())
     assert results["tasks"] == ["hammer", "push-wall"]
     assert len(results["R"]["stochastic"]["success"]) == 2
