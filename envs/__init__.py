@@ -30,6 +30,26 @@ def register_envs() -> None:
         )
 
 
+def dexterous_env_id(task: str) -> str:
+    """Gymnasium id of dexterous20's task ``task``, e.g. ``robotcl/Dexterous-spin-T3-v0``."""
+    return f"robotcl/Dexterous-{task}-v0"
+
+
+def register_dexterous() -> None:
+    """Register robotcl/Dexterous-<task>-v0 for the 20 tasks of dexterous20."""
+    from .dclaw.dexterous import TASKS
+
+    for task in TASKS:
+        env_id = dexterous_env_id(task.name)
+        if env_id not in registry:
+            register(
+                id=env_id,
+                entry_point="robotcl.envs.dclaw.dexterous:DexterousEnv",
+                kwargs={"task": task.name},
+                max_episode_steps=DCLAW_MAX_EPISODE_STEPS,
+            )
+
+
 def _mujoco_warning(message: str) -> None:
     warnings.warn(f"MuJoCo: {message.strip()}", RuntimeWarning, stacklevel=2)
 
@@ -41,6 +61,7 @@ def route_mujoco_warnings() -> None:
 
 
 register_envs()
+register_dexterous()
 route_mujoco_warnings()
 _metaworld.register_tasks()
 
@@ -48,6 +69,7 @@ __all__ = [
     "DCLAW_MAX_EPISODE_STEPS",
     "DCLAW_VALVES",
     "dclaw_env_id",
+    "dexterous_env_id",
     "register_envs",
     "route_mujoco_warnings",
 ]

@@ -150,6 +150,17 @@ def dclaw10() -> Suite:
 SUITES.register("dclaw10", dclaw10)
 
 
+def dexterous20() -> Suite:
+    """The ten valve tasks, then ten of four other families (robotcl.envs.dclaw.dexterous)."""
+    from robotcl.envs.dclaw.dexterous import TASKS
+
+    tasks = tuple(TaskSpec(t.name, f"robotcl/Dexterous-{t.name}-v0") for t in TASKS)
+    return Suite("dexterous20", tasks)
+
+
+SUITES.register("dexterous20", dexterous20)
+
+
 def cw10() -> Suite:
     """Continual World's CW10 on Meta-World v3 (needs the extra robotcl[metaworld])."""
     from robotcl.envs.metaworld import CW10, require

@@ -1,0 +1,108 @@
+"""dexterous20: twenty claw tasks of five families sharing one observation and action space."""
+
+from __future__ import annotations
+
+import math
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+
+from robotcl.envs import dexterous_env_id
+from robotcl.envs.dclaw.dexterous import SPIN_WINDOW, TASKS, DexterousEnv
+from robotcl.envs.suites import check_spaces, make_suite
+
+
+def test_twenty_tasks_of_five_families_in_one_space():
+    suite = make_suite("dexterous20")
+    assert len(suite) == 20 and suite.task_names[:10] == [f"valve-T{k}" for k in range(10)]
+    families = [t.family for t in TASKS[10:]]
+    assert len(set(families)) >= 4 and "valve" not in families
+    check_spaces(suite)  # one observation and one action space (raises otherwise)
+    env = suite.make_env(15)
+    assert env.observation_space.shape == (25 + 20,) and env.action_space.shape == (9,)
+    env.close()
+
+
+@pytest.mark.parametrize("task", [t.name for t in TASKS])
+def test_every_task_passes_the_checker_and_is_deterministic(task):
+    env = gym.make(dexterous_env_id(task))
+    check_env(env.unwrapped, skip_render_check=True)
+    actions = np.random.default_rng(1).uniform(-1, 1, (12, 9)).astype(np.float32)
+
+    def episode() -> np.ndarray:
+        obs = [env.reset(seed=4)[0]]
+        obs += [env.step(a)[0] for a in actions]
+        return np.stack(obs)
+
+    first, again = episode(), episode()
+    assert np.array_equal(first, again) and first.dtype == np.float32
+    env.close()
+
+
+@pytest.mark.parametrize(
+    "task", ["valve-T3", "back-T3", "to90-T5", "heavy-T3", "sticky-T7", "back-T1"]
+)
+def test_an_angle_task_succeeds_at_its_goal_and_not_away_from_it(task):
+    env = DexterousEnv(task)
+    env.reset(seed=0)
+    goal = env.task.goal_angle
+    env.place_valve(goal + 0.05)
+    assert env.success() and env._dexterous_info()["is_success"]
+    assert abs(env._dexterous_obs()[24]) == pytest.approx(0.05, abs=1e-5)
+    env.place_valve(goal + 0.4)
+    assert not env.success()
+    env.place_valve(0.0)  # the start pose is no success for any angle task
+    assert not env.success()
+
+
+@pytest.mark.parametrize("task", ["spin-T3", "spin-T7"])
+def test_a_spin_task_succeeds_after_a_second_at_its_speed_only(task):
+    env = DexterousEnv(task)
+    env.reset(seed=0)
+    speed, dt = env.task.goal_speed, 0.1
+    for k in range(1, SPIN_WINDOW):
+        env.place_valve(speed * dt * k)
+        assert not env.success()  # under a second of history
+    env.place_valve(speed * dt * SPIN_WINDOW)
+    assert env.success() and env.speed(SPIN_WINDOW) == pytest.approx(speed)
+    env.reset(seed=0)
+    for k in range(1, SPIN_WINDOW + 1):
+        env.place_valve(-speed * dt * k)  # the wrong way round
+    assert not env.success()
+    env.reset(seed=0)
+    for k in range(1, SPIN_WINDOW + 1):
+        env.place_valve(0.3 * speed * dt * k)  # too slow
+    assert not env.success()
+
+
+def test_a_heavy_valve_turns_less_under_the_same_actions():
+    actions = np.random.default_rng(0).uniform(-1, 1, (40, 9)).astype(np.float32)
+
+    def travel(task: str) -> float:
+        env = DexterousEnv(task)
+        env.reset(seed=0)
+        total = 0.0
+        for a in actions:
+            before = env.valve_angle
+            env.step(a)
+            total += abs(env.valve_angle - before)
+        return total
+
+    assert travel("heavy-T3") < 0.5 * travel("valve-T3")
+    assert math.isclose(DexterousEnv("heavy-T3").model.dof_damping[9], 2.0)
+    assert math.isclose(DexterousEnv("sticky-T7").model.dof_frictionloss[9], 0.3)
+
+
+def test_the_valve_tasks_keep_the_benchmark_dynamics_and_reward():
+    from robotcl.envs.dclaw import DClawTurnEnv
+
+    plain, wide = DClawTurnEnv("T3"), DexterousEnv("valve-T3")
+    a0, _ = plain.reset(seed=0)
+    b0, _ = wide.reset(seed=0)
+    assert np.array_equal(a0[:20], b0[:20])
+    for action in np.random.default_rng(2).uniform(-1, 1, (10, 9)).astype(np.float32):
+        a, ra, *_ = plain.step(action)
+        b, rb, *_ = wide.step(action)
+        assert np.array_equal(a[:20], b[:20]) and ra == rb and a[20] == pytest.approx(b[24])
