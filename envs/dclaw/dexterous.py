@@ -22,7 +22,8 @@ Families (each on one of the benchmark's valve shapes):
 - ``heavy``: turn to pi a valve with 20x the damping, or 0.3 N m of dry friction (``sticky-T7``).
 
 Angle tasks keep the benchmark's reward and success (|error| < 0.1 rad at the episode's end); spin
-tasks use the same terms on the speed error (see :func:`spin_reward`).
+tasks use the same terms on the speed error: -5 e - ||q - reset pose|| - ||fast joint velocities||
++ 10 [e < 0.5] + 50 [e < 0.25] (rad/s).
 """
 
 from __future__ import annotations
@@ -44,13 +45,12 @@ from .env import (
     compute_reward,
     wrap_angle,
 )
-from .model import RESET_POSE, TIMESTEP
+from .model import TIMESTEP
 
 STEP_SECONDS = FRAME_SKIP * TIMESTEP  # 0.1 s
 SPIN_SPEED = 0.75  # rad/s: about 3 rad in a 4-second episode, as much turning as the valve tasks
 SPIN_TOLERANCE = 0.25  # rad/s
 SPIN_WINDOW = 10  # steps (one second) over which the speed of a spin task is judged
-VELOCITY_PENALTY_MIN = 0.5
 
 
 @dataclass(frozen=True)
@@ -80,20 +80,6 @@ TASKS: tuple[DexterousTask, ...] = (
     DexterousTask("heavy-T5", "heavy", "T5", damping=2.0),
 )
 BY_NAME = {t.name: t for t in TASKS}
-
-
-def spin_reward(qpos: np.ndarray, qvel: np.ndarray, speed_error: float) -> float:
-    """The benchmark's reward with the speed error in place of the angle error:
-    -5 e - ||q - reset pose|| - ||velocities with |v| >= 0.5|| + 10 [e < 0.5] + 50 [e < 0.25]."""
-    e = abs(speed_error)
-    dq = qpos - RESET_POSE
-    fast = qvel[np.abs(qvel) >= VELOCITY_PENALTY_MIN]
-    reward = -5.0 * e - math.sqrt(float(dq @ dq)) - math.sqrt(float(fast @ fast))
-    if e < 2 * SPIN_TOLERANCE:
-        reward += 10.0
-    if e < SPIN_TOLERANCE:
-        reward += 50.0
-    return reward
 
 
 class DexterousEnv(DClawTurnEnv):
@@ -134,7 +120,10 @@ class DexterousEnv(DClawTurnEnv):
         self._angles.append(self.valve_angle)
         error = self.error()
         if self.task.goal_angle is None:
-            reward = spin_reward(self._qpos, self._qvel, error)
+            # the benchmark's terms on the speed error (rad/s)
+            reward = compute_reward(
+                self._qpos, self._qvel, error, near=2 * SPIN_TOLERANCE, close=SPIN_TOLERANCE
+            )
         else:
             reward = compute_reward(self._qpos, self._qvel, error)
         return self._dexterous_obs(), reward, terminated, truncated, self._dexterous_info()

@@ -31,18 +31,25 @@ def wrap_angle(x: float) -> float:
     return (x + math.pi) % (2 * math.pi) - math.pi
 
 
-def compute_reward(qpos: np.ndarray, qvel: np.ndarray, error: float) -> float:
+def compute_reward(
+    qpos: np.ndarray,
+    qvel: np.ndarray,
+    error: float,
+    near: float = 0.25,
+    close: float = SUCCESS_THRESHOLD,
+) -> float:
     """Benchmark reward of one step from claw joint positions, velocities and the valve error.
 
-    -5 d - ||q - reset pose|| - ||velocities with |v| >= 0.5|| + 10 [d < 0.25] + 50 [d < 0.1].
+    -5 d - ||q - reset pose|| - ||velocities with |v| >= 0.5|| + 10 [d < near] + 50 [d < close]
+    (the benchmark: near 0.25, close 0.1 rad).
     """
     d = abs(error)
     dq = qpos - RESET_POSE
     fast = qvel[np.abs(qvel) >= VEL_PENALTY_MIN]
     reward = -5.0 * d - math.sqrt(float(dq @ dq)) - math.sqrt(float(fast @ fast))
-    if d < 0.25:
+    if d < near:
         reward += 10.0
-    if d < SUCCESS_THRESHOLD:
+    if d < close:
         reward += 50.0
     return reward
 
