@@ -1,6 +1,6 @@
 """Steps to success and final success of single-task runs, for docs/learning.md.
 
-    python bench/learning_table.py RUN_DIR ... [--out docs/learning.png]
+    python bench/learning_table.py RUN_DIR ... [--labels A B ...] [--out docs/learning.png]
 
 For each run (one task each) prints, per evaluation mode, the first evaluation step with success
 >= 0.8, the final success and return, and the return at step 0 (random policy); writes the
@@ -37,7 +37,10 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("runs", nargs="+")
     parser.add_argument("--out", default="docs/learning.png")
+    parser.add_argument("--labels", nargs="+", help="one name per run (default: task and seed)")
     args = parser.parse_args()
+    if args.labels and len(args.labels) != len(args.runs):
+        parser.error(f"{len(args.labels)} labels for {len(args.runs)} runs")
     runs = [read_results(r) for r in args.runs]
     rows = [
         [
@@ -54,23 +57,21 @@ def main() -> None:
     FigureCanvasAgg(fig)
     ax_ret, ax_suc = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
     for k, run in enumerate(runs):
-        task = f"{run['tasks'][0]} s{run.get('seed', 0)}"
+        task = args.labels[k] if args.labels else f"{run['tasks'][0]} s{run.get('seed', 0)}"
         steps = np.asarray(run["curves"]["steps"])
         for mode in ("deterministic", "stochastic"):
             success = np.asarray(run["curves"][mode]["success"])[:, 0]
             ret = np.asarray(run["curves"][mode]["return"])[:, 0]
-            (
-                rows.append(
-                    [
-                        task,
-                        mode,
-                        f"{ret[0]:.0f}",
-                        first_step(steps, success),
-                        stable_step(steps, success),
-                        f"{success[-1]:.1f}",
-                        f"{ret[-1]:.0f}",
-                    ]
-                ),
+            rows.append(
+                [
+                    task,
+                    mode,
+                    f"{ret[0]:.0f}",
+                    first_step(steps, success),
+                    stable_step(steps, success),
+                    f"{success[-1]:.1f}",
+                    f"{ret[-1]:.0f}",
+                ]
             )
             style = "-" if mode == "deterministic" else ":"
             ax_ret.plot(steps, ret, style, color=f"C{k}", label=f"{task} {mode}")
