@@ -239,9 +239,11 @@ class ContinualOffPolicy(ContinualSB3):
         if size == 0:
             return
         pick = torch.randperm(size, generator=self._ssl_generator)[: settings["memory_per_task"]]
-        for chunk in pick.split(1024):  # pixel stacks are rebuilt as float: a chunk at a time
-            rows = buffer_rows(self.replay_buffer, chunk)
-            self.ssl_memory.add(self.current_task, rows.observations, rows.next_observations)
+        rows = (buffer_rows(self.replay_buffer, chunk) for chunk in pick.split(1024))
+        # pixel stacks are rebuilt as float: a chunk at a time, compacted as it comes
+        self.ssl_memory.add(
+            self.current_task, ((r.observations, r.next_observations) for r in rows)
+        )
 
     def ssl_term(self, batch: Any, out: dict[str, torch.Tensor]) -> torch.Tensor | None:
         """The weighted SSL loss of this update (every ``ssl_every`` updates), its loss and

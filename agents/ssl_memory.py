@@ -9,6 +9,8 @@ as float32. Rows are drawn uniformly over every task but the one being trained.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import torch
 
 from robotcl.envs.pixels import PixelLayout
@@ -35,22 +37,30 @@ class ObservationMemory:
     def tasks(self) -> list[int]:
         return [] if self.task is None else sorted(set(self.task.tolist()))
 
-    def add(self, task: int, obs: torch.Tensor, next_obs: torch.Tensor) -> None:
-        """Keep the rows of ``obs`` and ``next_obs`` (float, (N, width)) for ``task``."""
+    def add(self, task: int, chunks: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> None:
+        """Keep the rows of every ``(obs, next_obs)`` chunk (float, (N, width)) for ``task``;
+        each chunk is compacted as it comes, the memory grows once."""
+        parts = [self._compact(obs, next_obs) for obs, next_obs in chunks]
+        if not parts:
+            return
+        pixels, tails = (torch.cat(column) for column in zip(*parts, strict=True))
+        task_ids = torch.full((len(pixels),), task, dtype=torch.int64)
+        if self.task is None:
+            self.pixels, self.tails, self.task = pixels, tails, task_ids
+        else:
+            self.pixels = torch.cat([self.pixels, pixels])
+            self.tails = torch.cat([self.tails, tails])
+            self.task = torch.cat([self.task, task_ids])
+
+    def _compact(
+        self, obs: torch.Tensor, next_obs: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(uint8 frame stack + the next newest frame, float32 tails of both) of some rows."""
         stack, frame = self._widths
         obs, next_obs = obs.detach().cpu(), next_obs.detach().cpu()
         pixels = torch.cat([obs[:, :stack], next_obs[:, stack - frame : stack]], dim=1)
-        rows = (
-            pixels.round().to(torch.uint8),
-            torch.stack([obs[:, stack:], next_obs[:, stack:]], dim=1).float(),
-            torch.full((len(obs),), task, dtype=torch.int64),
-        )
-        if self.task is None:
-            self.pixels, self.tails, self.task = rows
-        else:
-            self.pixels = torch.cat([self.pixels, rows[0]])
-            self.tails = torch.cat([self.tails, rows[1]])
-            self.task = torch.cat([self.task, rows[2]])
+        tails = torch.stack([obs[:, stack:], next_obs[:, stack:]], dim=1).float()
+        return pixels.round().to(torch.uint8), tails
 
     def sample(
         self, n: int, generator: torch.Generator, exclude: int

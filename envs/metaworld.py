@@ -98,11 +98,15 @@ def make_task(
     return gym.wrappers.TimeLimit(ContinualWorldTask(env, tasks), episode_steps)
 
 
+def env_id(name: str) -> str:
+    """Gymnasium id of the Continual World task ``name``, e.g. ``robotcl/CW-hammer-v0``."""
+    return f"robotcl/CW-{name}-v0"
+
+
 def register_tasks() -> None:
     """Register robotcl/CW-<task>-v0 for the CW10 tasks (made only when Meta-World is there)."""
     for name in CW10:
-        env_id = f"robotcl/CW-{name}-v0"
-        if env_id not in gym.registry:
+        if env_id(name) not in gym.registry:
             gym.register(
-                env_id, entry_point="robotcl.envs.metaworld:make_task", kwargs={"name": name}
+                env_id(name), entry_point="robotcl.envs.metaworld:make_task", kwargs={"name": name}
             )

@@ -7,12 +7,13 @@ which multi-head learners use to choose a head (and hide from their trunk).
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 
-import robotcl.envs  # noqa: F401  (registers the gymnasium ids)
+from robotcl.envs import dclaw_env_id, dexterous_env_id  # importing registers the ids
 from robotcl.envs.pixels import PixelLayout, PixelObservation
 from robotcl.errors import UserInputError
 from robotcl.registry import SUITES
@@ -51,7 +52,7 @@ class Suite:
     """An ordered list of tasks. ``make_env(i)`` gives task i with its one-hot appended.
 
     ``orders`` names task orders of the suite (task names in order); ``order`` says which one
-    ``tasks`` follows (see :meth:`ordered` and :func:`robotcl.envs.orders.parse_order`).
+    ``tasks`` follows (see :meth:`ordered` and :func:`robotcl.envs.orders.order_names`).
     """
 
     name: str
@@ -70,9 +71,10 @@ class Suite:
     def task_names(self) -> list[str]:
         return [t.name for t in self.tasks]
 
-    @property
+    @cached_property
     def layout(self) -> PixelLayout | None:
-        """Where the parts of a pixel observation are (None for state observations)."""
+        """Where the parts of a pixel observation are (None for state observations); made once
+        per suite (it makes the first task's env to read its state width)."""
         if self.observation == "state":
             return None
         env = gym.make(self.tasks[0].env_id, **self.tasks[0].kwargs)
@@ -142,7 +144,7 @@ DCLAW_ORDERS: dict[str, list[int]] = {
 
 def dclaw10() -> Suite:
     """The ten D'Claw valve-turning tasks T0..T9; orders a, b, c of the CoRL 2021 study."""
-    tasks = tuple(TaskSpec(f"T{k}", f"robotcl/DClawTurnT{k}-v0") for k in range(10))
+    tasks = tuple(TaskSpec(f"T{k}", dclaw_env_id(f"T{k}")) for k in range(10))
     orders = {name: tuple(f"T{k}" for k in ks) for name, ks in DCLAW_ORDERS.items()}
     return Suite("dclaw10", tasks, "a", orders)
 
@@ -154,7 +156,7 @@ def dexterous20() -> Suite:
     """The ten valve tasks, then ten of four other families (robotcl.envs.dclaw.dexterous)."""
     from robotcl.envs.dclaw.dexterous import TASKS
 
-    tasks = tuple(TaskSpec(t.name, f"robotcl/Dexterous-{t.name}-v0") for t in TASKS)
+    tasks = tuple(TaskSpec(t.name, dexterous_env_id(t.name)) for t in TASKS)
     return Suite("dexterous20", tasks)
 
 
@@ -163,10 +165,10 @@ SUITES.register("dexterous20", dexterous20)
 
 def cw10() -> Suite:
     """Continual World's CW10 on Meta-World v3 (needs the extra robotcl[metaworld])."""
-    from robotcl.envs.metaworld import CW10, require
+    from robotcl.envs.metaworld import CW10, env_id, require
 
     require("suite 'cw10'")
-    return Suite("cw10", tuple(TaskSpec(n, f"robotcl/CW-{n}-v0") for n in CW10))
+    return Suite("cw10", tuple(TaskSpec(n, env_id(n)) for n in CW10))
 
 
 def cw20() -> Suite:

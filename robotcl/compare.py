@@ -417,18 +417,17 @@ def compare(
             "settings of strategies outside the grid are ignored: "
             + ", ".join(k + ".*" for k in unused)
         )
-    orders = grid["orders"] or [None]
+    orders = [(o, "" if o is None else order_label(o)) for o in grid["orders"] or [None]]
     new = [
-        (s, seed, order)
+        (s, seed, order, tag)
         for s in grid["strategies"]
-        for order in orders
+        for order, tag in orders
         for seed in grid["seeds"]
-        if (_label(s)[0], seed, "" if order is None else order_label(order)) not in known
+        if (_label(s)[0], seed, tag) not in known
     ]
     devices = _devices(base, len(configs) + len(new))
-    for strategy, seed, order in new:  # all checked before anything is written
+    for strategy, seed, order, tag in new:  # all checked before anything is written
         label, names = _label(strategy)
-        tag = "" if order is None else order_label(order)
         run_dir = str(root / (f"{label}-{tag}-s{seed}" if tag else f"{label}-s{seed}"))
         cell = GridRun(label, seed, run_dir, devices[len(configs)], order=tag)
         data = _cell_config(source, rest, names, seed, run_dir, cell.device, order)
@@ -493,8 +492,11 @@ def _load(cell: GridRun) -> dict[str, Any] | None:
     return json.loads(path.read_text())
 
 
-def comparison_table(cells: list[GridRun]) -> tuple[str, dict[str, Any]]:
-    """Mean [90% interval] of each metric per strategy, and the failed runs."""
+def comparison_table(
+    cells: list[GridRun],
+) -> tuple[str, dict[str, Any], dict[str, Any] | None]:
+    """Mean [90% interval] of each metric per strategy, the spread across task orders (None for
+    a grid of one order), and the failed runs."""
     by_label: dict[str, list[dict]] = {}
     for cell in cells:
         results = _load(cell)
@@ -517,6 +519,7 @@ def comparison_table(cells: list[GridRun]) -> tuple[str, dict[str, Any]]:
     spread = order_spread(cells)
     if spread:
         text += "\n\n" + spread[0]
+    spread_summary = spread[1] if spread else None
     failed = [c for c in cells if c.status == "failed"]
     if failed:
         text += "\n\nfailed runs:\n" + "\n".join(
@@ -527,7 +530,7 @@ def comparison_table(cells: list[GridRun]) -> tuple[str, dict[str, Any]]:
         text += "\n\nstopped runs (robotcl compare --resume continues them):\n" + "\n".join(
             f"  {c.label} seed {c.seed}: {c.run_dir}" for c in stopped
         )
-    return text, summary
+    return text, summary, spread_summary
 
 
 def order_spread(cells: list[GridRun]) -> tuple[str, dict[str, Any]] | None:
@@ -628,7 +631,7 @@ def write_comparison(root: Path, cells: list[GridRun]) -> str:
     """comparison.json, comparison.txt, final_success.png, curves.png and TensorBoard."""
     from torch.utils.tensorboard import SummaryWriter
 
-    text, summary = comparison_table(cells)
+    text, summary, spread = comparison_table(cells)
     atomic_write_text(root / "comparison.txt", text + "\n")
     atomic_write_text(
         root / "comparison.json",
@@ -636,7 +639,7 @@ def write_comparison(root: Path, cells: list[GridRun]) -> str:
             {
                 "runs": [asdict(c) for c in cells],
                 "metrics": summary,
-                "orders": (order_spread(cells) or (None, None))[1],
+                "orders": spread,
             },
             indent=1,
         ),

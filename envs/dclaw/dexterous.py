@@ -33,6 +33,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
@@ -110,13 +111,14 @@ class DexterousEnv(DClawTurnEnv):
         self._angles: deque[float] = deque(maxlen=SPIN_WINDOW + 1)
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
-        obs, info = super().reset(seed=seed, options=options)
+        gym.Env.reset(self, seed=seed)  # the claw env's own reset would also observe
+        self._reset_pose()
         self._angles.clear()
         self._angles.append(self.valve_angle)
         return self._dexterous_obs(), self._dexterous_info()
 
     def step(self, action: np.ndarray):
-        _, _, terminated, truncated, _ = super().step(action)
+        self._act(action)
         self._angles.append(self.valve_angle)
         error = self.error()
         if self.task.goal_angle is None:
@@ -126,7 +128,7 @@ class DexterousEnv(DClawTurnEnv):
             )
         else:
             reward = compute_reward(self._qpos, self._qvel, error)
-        return self._dexterous_obs(), reward, terminated, truncated, self._dexterous_info()
+        return self._dexterous_obs(), reward, False, False, self._dexterous_info()
 
     def place_valve(self, angle: float) -> None:
         """Put the valve at ``angle``, at rest, as if one step had ended there (for tests of

@@ -115,16 +115,27 @@ class DClawTurnEnv(gym.Env):
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, dict[str, Any]]:
         super().reset(seed=seed)
+        self._reset_pose()
+        obs, error = self._observe()
+        return obs, self._info(error)
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        self._act(action)
+        obs, error = self._observe()
+        reward = compute_reward(self._qpos, self._qvel, error)
+        return obs, reward, False, False, self._info(error)
+
+    def _reset_pose(self) -> None:
+        """The claw at its reset pose, the valve at its start angle, at rest."""
         m, d = self.model, self.data
         mujoco.mj_resetData(m, d)
         d.qpos[:N_JOINTS] = RESET_POSE
         d.qpos[N_JOINTS] = START_ANGLE
         d.ctrl[:] = RESET_POSE
         mujoco.mj_forward(m, d)
-        obs, error = self._observe()
-        return obs, self._info(error)
 
-    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+    def _act(self, action: np.ndarray) -> None:
+        """Joint targets from ``action``, then one control step (FRAME_SKIP physics steps)."""
         target = self._target
         np.clip(action, -1.0, 1.0, out=target)
         target *= HALF_RANGE
@@ -133,9 +144,6 @@ class DClawTurnEnv(gym.Env):
         np.clip(target, self._lo, self._hi, out=target)
         self._ctrl[:] = target
         mujoco.mj_step(self.model, self.data, nstep=FRAME_SKIP)
-        obs, error = self._observe()
-        reward = compute_reward(self._qpos, self._qvel, error)
-        return obs, reward, False, False, self._info(error)
 
     def render(self) -> np.ndarray:
         """RGB uint8 frame (height, width, 3) from the oblique camera."""

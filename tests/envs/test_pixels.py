@@ -149,7 +149,8 @@ def test_the_ssl_memory_keeps_pixel_pairs_as_uint8_and_gives_them_back_exactly()
     memory = ObservationMemory(layout)
     for task, given in pairs.items():
         obs = torch.as_tensor(np.stack([g[0] for g in given]))
-        memory.add(task, obs, torch.as_tensor(np.stack([g[1] for g in given])))
+        next_obs = torch.as_tensor(np.stack([g[1] for g in given]))
+        memory.add(task, [(obs[:20], next_obs[:20]), (obs[20:], next_obs[20:])])
     assert len(memory) == 100 and memory.tasks() == [0, 1]
     obs, next_obs = memory.sample(64, torch.Generator().manual_seed(0), exclude=1)
     known = {(g[0].tobytes(), g[1].tobytes()) for g in pairs[0]}
