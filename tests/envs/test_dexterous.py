@@ -79,6 +79,12 @@ def test_a_spin_task_succeeds_after_two_seconds_at_its_speed_only(task):
     for k in range(1, SPIN_WINDOW + 1):  # the right mean, but twice the speed, then at rest
         env.place_valve(2 * speed * dt * min(k, SPIN_WINDOW // 2))
     assert env.speed(SPIN_WINDOW) == pytest.approx(speed) and not env.success()
+    env.reset(seed=0)
+    angle = 0.0
+    for k in range(SPIN_WINDOW):  # uneven (a regrasp every half second) but always onward
+        angle += speed * dt * (0.5 if k % 5 == 4 else 1.125)
+        env.place_valve(angle)
+    assert env.speed(SPIN_WINDOW) == pytest.approx(speed) and env.success()
 
 
 def test_a_heavy_valve_turns_less_under_the_same_actions():
