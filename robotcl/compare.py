@@ -1,7 +1,8 @@
 """Strategy comparison grids: strategies x seeds (x task orders) on one suite, one run directory
 each.
 
-Runs go to worker processes (default: one per GPU, or one on CPU; ``workers=0`` runs them in this
+Runs go to worker processes, as many at once as fit the cores, the host memory and the GPUs' free
+memory (robotcl.placement; ``workers=N`` sets the count, ``workers=0`` runs them in this
 process). A run that fails is reported with its error; the others' results are kept. The grid
 ends with one comparison: a table of ACC, BWT, forgetting and FWT with bootstrap intervals over
 seeds, and figures (final success per task per strategy; success on every task along the whole
@@ -18,6 +19,7 @@ import multiprocessing
 import multiprocessing.connection as mp_connection
 import os
 import signal
+import sys
 import threading
 import time
 import traceback
@@ -43,6 +45,7 @@ from robotcl.envs.orders import expand_orders, order_label
 from robotcl.errors import UserInputError, warn
 from robotcl.metrics import aggregate
 from robotcl.outputs import atomic_write_text, check_writable
+from robotcl.placement import Placement, plan, spread
 from robotcl.plots import curves_figure
 from robotcl.report import COLUMNS, format_table
 
@@ -149,22 +152,6 @@ def parse_grid(
     return {"strategies": strategies, "seeds": seeds, "orders": orders, "workers": workers}, rest
 
 
-def _default_workers() -> int:
-    import torch
-
-    return max(1, torch.cuda.device_count())
-
-
-def _devices(config: ExperimentConfig, count: int) -> list[str]:
-    """Spread runs over the GPUs when the config asks for auto/cuda and several are present."""
-    import torch
-
-    gpus = torch.cuda.device_count()
-    if config.device in ("auto", "cuda") and gpus > 1:
-        return [f"cuda:{k % gpus}" for k in range(count)]
-    return [config.device] * count
-
-
 def _label(strategy: Any) -> tuple[str, list[str]]:
     names = strategy if isinstance(strategy, list) else [strategy]
     return "+".join(str(n) for n in names), [str(n) for n in names]
@@ -187,6 +174,17 @@ def _cell_config(
     data = merge_overrides(data, items, quiet=True)  # the grid's base config has said it once
     data["strategy"] = names
     return validate_config(data).model_dump()
+
+
+def _placement(base: ExperimentConfig, pending: int, workers: int | None) -> Placement:
+    """How many of the grid's runs go at once (see robotcl.placement)."""
+    if workers is not None:
+        return plan(base.device, pending, 0, workers=workers)
+    from robotcl.experiment import memory_needs, suite_of
+
+    suite = suite_of(base)
+    replay, ssl = memory_needs(base, suite)
+    return plan(base.device, pending, replay + ssl, pixels=suite.layout is not None)
 
 
 def _check_cells(configs: list[tuple[GridRun, dict[str, Any]]]) -> None:
@@ -425,7 +423,7 @@ def compare(
         for seed in grid["seeds"]
         if (_label(s)[0], seed, tag) not in known
     ]
-    devices = _devices(base, len(configs) + len(new))
+    devices = spread(base.device, len(configs) + len(new))
     for strategy, seed, order, tag in new:  # all checked before anything is written
         label, names = _label(strategy)
         run_dir = str(root / (f"{label}-{tag}-s{seed}" if tag else f"{label}-s{seed}"))
@@ -438,12 +436,15 @@ def compare(
     _check_cells(configs)
     check_writable(root, "runs_dir")
     root.mkdir(parents=True, exist_ok=resume_root is not None)
-    workers = _default_workers() if grid["workers"] is None else grid["workers"]
+    jobs = [(cell, data) for cell, data in configs if cell.status == "pending"]
+    placement = _placement(base, len(jobs), grid["workers"])
+    workers = placement.workers
+    if jobs and workers:
+        print(f"robotcl: {placement.reason}", file=sys.stderr)
     if workers > 1 and base.torch_threads is None:  # share the cores instead of oversubscribing
         for _, data in configs:
             data["torch_threads"] = max(1, (os.cpu_count() or 1) // workers)
     _write_manifest(root, source, rest, grid, configs)
-    jobs = [(cell, data) for cell, data in configs if cell.status == "pending"]
     bar = tqdm(total=len(jobs), unit="run", desc=f"grid of {len(configs)}", dynamic_ncols=True)
     pool = _Workers(max(1, workers))
     cells = [cell for cell, _ in configs]

@@ -96,15 +96,7 @@ class Experiment:
     def __init__(self, config: ExperimentConfig) -> None:
         self.config = config
         self.run_dir: RunDirectory = None  # type: ignore[assignment]
-        self.suite = make_suite(
-            config.suite,
-            config.order,
-            config.num_tasks,
-            config.tasks,
-            config.observation,
-            config.pixels.size,
-            config.pixels.frames,
-        )
+        self.suite = suite_of(config)
         self.strategy = build_strategy(config)
         self.evaluator = Evaluator(
             self.suite,
@@ -399,13 +391,26 @@ def check_video(config: ExperimentConfig, suite: Suite) -> None:
         env.close()
 
 
-def check_memory(config: ExperimentConfig, suite: Suite) -> None:
-    """Refuse a replay buffer (and an SSL memory of earlier tasks) that cannot fit in this
-    machine's available memory."""
+def suite_of(config: ExperimentConfig) -> Suite:
+    """The suite a run of ``config`` trains on: its tasks, order and observations."""
+    return make_suite(
+        config.suite,
+        config.order,
+        config.num_tasks,
+        config.tasks,
+        config.observation,
+        config.pixels.size,
+        config.pixels.frames,
+    )
+
+
+def memory_needs(config: ExperimentConfig, suite: Suite) -> tuple[int, int]:
+    """Host bytes a run keeps beyond its learner: the replay buffer (0 for a learner without
+    one) and the SSL memory of earlier tasks (0 without one)."""
     cls = AGENTS.get(config.agent.name)
     keys = AgentConfig.keys_taken_by(cls)
     if keys is not None and "buffer_size" not in keys:
-        return
+        return 0, 0
     env = suite.make_env(0)
     need = replay_bytes(config.agent.buffer_size, env.observation_space, env.action_space)
     if suite.layout is not None:  # one uint8 frame a transition
@@ -425,6 +430,16 @@ def check_memory(config: ExperimentConfig, suite: Suite) -> None:
         row = ObservationMemory.bytes_per_row(suite.layout, int(env.observation_space.shape[0]))
         ssl_memory = (len(suite) - 1) * encoder.memory_per_task * row
     env.close()
+    return need, ssl_memory
+
+
+def check_memory(config: ExperimentConfig, suite: Suite) -> None:
+    """Refuse a replay buffer (and an SSL memory of earlier tasks) that cannot fit in this
+    machine's available memory."""
+    need, ssl_memory = memory_needs(config, suite)
+    if need == 0:
+        return
+    encoder = config.agent.encoder
     have = available_memory()
     if have is None or need + ssl_memory <= have:
         return

@@ -140,3 +140,51 @@ def test_task_heads_single_task_fast_path_matches_all_heads():
     assert torch.equal(heads(x, mixed), select_head(full, mixed, 4))  # same computation
     jac = torch.func.vmap(torch.func.jacrev(lambda r: heads(r[None], one_task[:1])[0]))(x[:4])
     assert jac.shape == (4, 3, 16)  # the fast path stays out of the way of torch.func
+
+
+def _trained(suite, parallel: bool, steps: int = 80):
+    """A learner after task 0 and ``steps`` of task 1 under L2 (a penalty on every update)."""
+    from robotcl.strategies.l2 import L2
+
+    torch.manual_seed(0)
+    agent = make_agent(suite, parallel_update=parallel, ent_coef="auto")
+    l2 = L2(L2.Settings(coef=10.0))
+    agent.attach(l2)
+    l2.setup(agent, None)
+    for task in range(2):
+        agent.start_task(task, suite.make_env(task), seed=task)
+        l2.on_task_start(task)
+        agent.learn_task(steps)
+        l2.on_task_end(task, agent.task_data())
+    return agent
+
+
+def test_threaded_update_gives_the_eager_numbers_and_is_deterministic(suite):
+    eager, threaded = _trained(suite, False), _trained(suite, True)
+    assert threaded._update_pool is not None and eager._update_pool is None  # both paths ran
+    assert eager._n_updates == threaded._n_updates > 100
+    pairs = list(zip(eager.policy.parameters(), threaded.policy.parameters(), strict=True))
+    # at most the order of float sums differs (here, on one CPU, not even that)
+    for a, b in pairs:
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(eager.log_ent_coef, threaded.log_ent_coef, rtol=1e-4, atol=1e-5)
+    again = _trained(suite, True)  # threads or not, a run is reproducible bit for bit
+    assert all(
+        torch.equal(a, b)
+        for a, b in zip(threaded.policy.parameters(), again.policy.parameters(), strict=True)
+    )
+
+
+def test_parallel_update_auto_is_on_for_a_multi_threaded_cpu_run_only(suite):
+    agent = make_agent(suite)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        assert agent.threaded()
+        torch.set_num_threads(1)
+        assert not agent.threaded()
+    finally:
+        torch.set_num_threads(threads)
+    assert not make_agent(suite, parallel_update=False).threaded()
+    with pytest.raises(ValueError, match="parallel_update"):
+        make_agent(suite, parallel_update="yes")

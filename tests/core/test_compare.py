@@ -78,6 +78,7 @@ def test_a_lost_worker_fails_only_its_own_run_and_compare_exits_nonzero(
     assert (root / "return_curves.png").is_file()
     assert "failed runs" in captured.out and "crash_seed1 seed 1" in captured.out
     assert "1 run(s) failed" in captured.err
+    assert "robotcl: 2 run(s) at a time on the CPU: workers=2" in captured.err
     assert list((root / "tb").glob("events.out.tfevents.*"))
 
 
@@ -197,19 +198,3 @@ def test_bad_strategy_in_grid_stops_before_anything_runs(tiny, tmp_path, capsys)
     assert main(["compare", "quick", *tiny, "strategies=[finetune,nope]"]) == 2
     assert "strategy 'nope'" in capsys.readouterr().err
     assert not (tmp_path / "runs").exists()
-
-
-def test_runs_spread_over_every_gpu_and_workers_default_to_one_per_gpu(monkeypatch):
-    import torch
-
-    from robotcl import compare
-    from robotcl.config import load_config
-
-    monkeypatch.setattr(torch.cuda, "device_count", lambda: 3)
-    auto = load_config("quick")
-    assert compare._devices(auto, 5) == ["cuda:0", "cuda:1", "cuda:2", "cuda:0", "cuda:1"]
-    assert compare._default_workers() == 3
-    cpu = load_config("quick", ["device=cpu"])
-    assert compare._devices(cpu, 2) == ["cpu", "cpu"]  # an explicit device is kept
-    monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
-    assert compare._default_workers() == 1 and compare._devices(auto, 2) == ["auto", "auto"]
