@@ -3,7 +3,8 @@ each.
 
 Runs go to worker processes, as many at once as fit the cores, the host memory and the GPUs' free
 memory (robotcl.placement; ``workers=N`` sets the count, ``workers=0`` runs them in this
-process). A run that fails is reported with its error; the others' results are kept. The grid
+process), or with ``executor=ray`` to a Ray cluster (robotcl.ray_executor; ``ray_address=``).
+A run that fails is reported with its error; the others' results are kept. The grid
 ends with one comparison: a table of ACC, BWT, forgetting and FWT with bootstrap intervals over
 seeds, and figures (final success per task per strategy; success on every task along the whole
 sequence, as in Continual World's figures; the same for return, which moves before success does
@@ -45,11 +46,12 @@ from robotcl.envs.orders import expand_orders, order_label
 from robotcl.errors import UserInputError, warn
 from robotcl.metrics import aggregate
 from robotcl.outputs import atomic_write_text, check_writable
-from robotcl.placement import Placement, plan, spread
+from robotcl.placement import THREADS_PER_RUN, Placement, plan, spread
 from robotcl.plots import curves_figure
 from robotcl.report import COLUMNS, format_table
 
-GRID_KEYS = ("strategies", "seeds", "orders", "workers")
+GRID_KEYS = ("strategies", "seeds", "orders", "workers", "executor", "ray_address")
+EXECUTORS = ("local", "ray")
 MANIFEST = "grid.json"
 
 
@@ -149,7 +151,22 @@ def parse_grid(
     ):
         raise UserInputError("workers", f"{workers!r} is not a non-negative integer", "e.g. 2")
     orders = expand_orders(grid["orders"]) if grid.get("orders") is not None else None
-    return {"strategies": strategies, "seeds": seeds, "orders": orders, "workers": workers}, rest
+    executor = grid.get("executor") or "local"
+    if executor not in EXECUTORS:
+        raise UserInputError("executor", f"unknown executor {executor!r}", "local or ray")
+    address = grid.get("ray_address")
+    if address is not None and not isinstance(address, str):
+        raise UserInputError("ray_address", f"{address!r} is not an address", "e.g. auto")
+    if address is not None and executor != "ray":
+        raise UserInputError("ray_address", "is used by executor=ray only", "add executor=ray")
+    return {
+        "strategies": strategies,
+        "seeds": seeds,
+        "orders": orders,
+        "workers": workers,
+        "executor": executor,
+        "ray_address": address,
+    }, rest
 
 
 def _label(strategy: Any) -> tuple[str, list[str]]:
@@ -342,6 +359,8 @@ def _write_manifest(
                 "source": source,
                 "overrides": rest,
                 "workers": grid["workers"],
+                "executor": grid["executor"],
+                "ray_address": grid["ray_address"],
                 "orders": grid["orders"],
                 "cells": [{"cell": asdict(c), "config": d} for c, d in configs],
             },
@@ -388,7 +407,7 @@ def compare(
             raise UserInputError(
                 f"compare --resume: '{grid_only[0]}'",
                 "a grid keeps its settings",
-                "only strategies=, seeds=, orders=, workers= may be given",
+                f"only {', '.join(k + '=' for k in GRID_KEYS)} may be given",
             )
         configs = [(GridRun(**c["cell"]), c["config"]) for c in manifest["cells"]]
         known = {(c.label, c.seed, c.order) for c, _ in configs}
@@ -396,6 +415,8 @@ def compare(
         labels = list(dict.fromkeys(c.label for c, _ in configs))
         defaults = {
             "workers": manifest.get("workers"),
+            "executor": manifest.get("executor"),
+            "ray_address": manifest.get("ray_address"),
             "orders": manifest.get("orders"),
             "strategies": [lab.split("+") for lab in labels],
             "seeds": sorted({c.seed for c, _ in configs}),
@@ -423,7 +444,11 @@ def compare(
         for seed in grid["seeds"]
         if (_label(s)[0], seed, tag) not in known
     ]
-    devices = spread(base.device, len(configs) + len(new))
+    ray = grid["executor"] == "ray"
+    # Ray gives each task its GPUs (CUDA_VISIBLE_DEVICES): the config's device stays as it is
+    devices = spread("cpu" if ray else base.device, len(configs) + len(new))
+    if ray:
+        devices = [base.device] * len(devices)
     for strategy, seed, order, tag in new:  # all checked before anything is written
         label, names = _label(strategy)
         run_dir = str(root / (f"{label}-{tag}-s{seed}" if tag else f"{label}-s{seed}"))
@@ -435,18 +460,27 @@ def compare(
             cell.status, cell.error = "pending", None
     _check_cells(configs)
     check_writable(root, "runs_dir")
-    root.mkdir(parents=True, exist_ok=resume_root is not None)
     jobs = [(cell, data) for cell, data in configs if cell.status == "pending"]
-    placement = _placement(base, len(jobs), grid["workers"])
-    workers = placement.workers
-    if jobs and workers:
-        print(f"robotcl: {placement.reason}", file=sys.stderr)
-    if workers > 1 and base.torch_threads is None:  # share the cores instead of oversubscribing
+    pool: Any
+    if ray:  # connected before anything is written: a wrong address is refused first
+        from robotcl.ray_executor import RayWorkers
+
+        pool = RayWorkers(grid["ray_address"], gpu_runs=base.device != "cpu")
+        workers, reason = max(1, len(jobs)), pool.describe(len(jobs))
         for _, data in configs:
-            data["torch_threads"] = max(1, (os.cpu_count() or 1) // workers)
+            data["torch_threads"] = base.torch_threads or THREADS_PER_RUN
+    else:
+        placement = _placement(base, len(jobs), grid["workers"])
+        workers, reason = placement.workers, placement.reason
+        pool = _Workers(max(1, workers))
+        if workers > 1 and base.torch_threads is None:  # share the cores, not oversubscribe
+            for _, data in configs:
+                data["torch_threads"] = max(1, (os.cpu_count() or 1) // workers)
+    if jobs and workers:
+        print(f"robotcl: {reason}", file=sys.stderr)
+    root.mkdir(parents=True, exist_ok=resume_root is not None)
     _write_manifest(root, source, rest, grid, configs)
     bar = tqdm(total=len(jobs), unit="run", desc=f"grid of {len(configs)}", dynamic_ncols=True)
-    pool = _Workers(max(1, workers))
     cells = [cell for cell, _ in configs]
     try:
         with _signals(_interrupt, signal.SIGTERM, signal.SIGHUP):  # stop as Ctrl-C does

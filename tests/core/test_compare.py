@@ -31,6 +31,20 @@ class Crash(Strategy):
     def on_task_start(self, task_id):
         if task_id == 1 and self.learner.seed == 1:
             os._exit(9)
+
+
+class DieOnce(Strategy):
+    \"\"\"Logs each task start to $DIE_ONCE_LOG; the first start of task 1 kills its process.\"\"\"
+
+    name = "die_once"
+
+    def on_task_start(self, task_id):
+        log = os.environ["DIE_ONCE_LOG"]
+        first = not os.path.exists(log) or str(task_id) not in open(log).read().split()
+        with open(log, "a") as f:
+            f.write(f"{task_id}\\n")
+        if task_id == 1 and first:
+            os._exit(9)
 """
 
 
@@ -43,12 +57,15 @@ def crash_plugin(tmp_path, monkeypatch):
     dist = root / "crashplug-0.1.dist-info"
     dist.mkdir()
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: crashplug\nVersion: 0.1\n")
-    (dist / "entry_points.txt").write_text("[robotcl.strategies]\ncrash_seed1 = crashplug:Crash\n")
+    (dist / "entry_points.txt").write_text(
+        "[robotcl.strategies]\ncrash_seed1 = crashplug:Crash\ndie_once = crashplug:DieOnce\n"
+    )
     monkeypatch.syspath_prepend(str(root))
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]))
     import crashplug
 
     register_strategy("crash_seed1")(crashplug.Crash)  # this process loaded its entry points
+    register_strategy("die_once")(crashplug.DieOnce)
 
 
 def test_a_lost_worker_fails_only_its_own_run_and_compare_exits_nonzero(
@@ -197,4 +214,40 @@ def test_bad_grid_keys_name_the_culprit(items, culprit):
 def test_bad_strategy_in_grid_stops_before_anything_runs(tiny, tmp_path, capsys):
     assert main(["compare", "quick", *tiny, "strategies=[finetune,nope]"]) == 2
     assert "strategy 'nope'" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_ray_grid_resumes_a_run_whose_worker_was_lost_and_lists_one_that_keeps_dying(
+    tiny, tmp_path, capsys, crash_plugin, monkeypatch
+):
+    ray = pytest.importorskip("ray")
+    log = tmp_path / "starts.txt"
+    monkeypatch.setenv("DIE_ONCE_LOG", str(log))
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)  # a local Ray instance
+    try:
+        grid = ["strategies=[die_once,crash_seed1]", "seeds=[1]", "executor=ray"]
+        assert main(["compare", "quick", *tiny, *grid]) == 1
+    finally:
+        ray.shutdown()
+    captured = capsys.readouterr()
+    assert "robotcl: 2 run(s) sent to Ray (2 CPU(s))" in captured.err
+    root = next((tmp_path / "runs").rglob("comparison.json")).parent
+    runs = {r["label"]: r for r in json.loads((root / "comparison.json").read_text())["runs"]}
+    assert runs["die_once"]["status"] == "done"
+    assert log.read_text().split() == ["0", "1", "1"]  # resumed at task 1, task 0 not redone
+    assert runs["crash_seed1"]["status"] == "failed"
+    assert (
+        "Ray worker lost" in runs["crash_seed1"]["error"]
+        and "2 retries" in runs["crash_seed1"]["error"]
+    )
+    assert (root / "crash_seed1-s1" / "error.txt").is_file()
+    manifest = json.loads((root / "grid.json").read_text())
+    assert manifest["executor"] == "ray"  # compare --resume keeps the executor
+
+
+def test_executor_settings_are_checked_before_anything_runs(tiny, tmp_path, capsys):
+    assert main(["compare", "quick", *tiny, "executor=slurm"]) == 2
+    assert "executor: unknown executor 'slurm'; local or ray" in capsys.readouterr().err
+    assert main(["compare", "quick", *tiny, "ray_address=auto"]) == 2
+    assert "ray_address: is used by executor=ray only" in capsys.readouterr().err
     assert not (tmp_path / "runs").exists()
