@@ -48,7 +48,7 @@ from robotcl.metrics import aggregate
 from robotcl.outputs import atomic_write_text, check_writable
 from robotcl.placement import THREADS_PER_RUN, Placement, plan, spread
 from robotcl.plots import curves_figure
-from robotcl.report import COLUMNS, format_table
+from robotcl.report import COLUMNS, SCORES, format_table, stat_text
 
 GRID_KEYS = ("strategies", "seeds", "orders", "workers", "executor", "ray_address")
 EXECUTORS = ("local", "ray")
@@ -543,12 +543,7 @@ def comparison_table(
         metrics = by_label.get(label, [])
         stats = aggregate(metrics) if metrics else {}
         summary[label] = stats
-        cells_txt = []
-        for column in COLUMNS:
-            s = stats.get(column)
-            cells_txt.append(
-                "-" if s is None else f"{s['mean']:+.3f} [{s['low']:+.3f}, {s['high']:+.3f}]"
-            )
+        cells_txt = [stat_text(column, stats.get(column)) for column in COLUMNS]
         rows.append([label, str(len(metrics)), *cells_txt])
     text = format_table(rows)
     spread = order_spread(cells)
@@ -578,13 +573,13 @@ def order_spread(cells: list[GridRun]) -> tuple[str, dict[str, Any]] | None:
             means.setdefault(cell.label, {}).setdefault(cell.order, []).append(results["metrics"])
     if not any(len(orders) > 1 for orders in means.values()):
         return None
-    rows = [["strategy", "orders", *COLUMNS]]
+    rows = [["strategy", "orders", *SCORES]]
     summary: dict[str, Any] = {}
     for label, orders in means.items():
         per_order = {o: aggregate(ms) for o, ms in orders.items()}
         summary[label] = {}
         texts = []
-        for column in COLUMNS:
+        for column in SCORES:
             values = [st[column]["mean"] for st in per_order.values() if column in st]
             if not values:
                 texts.append("-")

@@ -38,7 +38,7 @@ from robotcl.probe import RepresentationProbe
 from robotcl.progress import progress
 from robotcl.registry import AGENTS, STRATEGIES
 from robotcl.strategies.base import Strategy, StrategyStack
-from robotcl.system import available_memory, gib, replay_bytes
+from robotcl.system import available_memory, gib, peak_process_bytes, replay_bytes
 from robotcl.videos import VideoRecorder
 
 
@@ -297,6 +297,7 @@ class Experiment:
             learner.end_task()
         data = learner.task_data()
         self.strategy.on_task_end(task, data)
+        self._record_memory()
         scores = self.evaluate(learner.num_timesteps, task)
         self.results["bounds"].append([begin, learner.num_timesteps])
         for mode, task_scores in scores.items():
@@ -314,6 +315,23 @@ class Experiment:
             scores_p = {f"probe/{n}/score": v for n, v in zip(names, row, strict=True) if v == v}
             self.tb.scalars(scores_p, learner.num_timesteps)
             self._image("cl/probe_matrix", self.results["P"])
+
+    def _record_memory(self) -> None:
+        """What the strategy keeps beyond the learner after this task (results.json "memory",
+        TensorBoard ``memory/strategy_bytes``), beside the learner's own size and the process's
+        peak memory."""
+        usage = self.strategy.memory_usage()
+        memory = self.results.setdefault("memory", {"by_task": []})
+        memory["strategy"] = usage.as_dict()
+        memory["by_task"].append(usage.bytes)
+        groups = self.learner.parameter_groups().values()
+        params = list({id(p): p for group in groups for p in group}.values())
+        memory["learner_parameters"] = sum(p.numel() for p in params)
+        memory["learner_bytes"] = sum(p.numel() * p.element_size() for p in params)
+        if "replay_buffer_bytes" not in memory:  # the allocation, fixed for the run
+            memory["replay_buffer_bytes"] = memory_needs(self.config, self.suite)[0]
+        memory["peak_process_bytes"] = peak_process_bytes()
+        self.tb.scalars({"memory/strategy_bytes": usage.bytes}, self.learner.num_timesteps)
 
     def _image(self, tag: str, rows: list[list[float]]) -> None:
         """A (T, T) matrix whose finished rows are ``rows`` as a TensorBoard image."""
@@ -344,6 +362,9 @@ class Experiment:
             probe = compute_metrics(np.array(P, dtype=float))
             for key in ("acc", "bwt", "forgetting"):
                 metrics[f"probe_{key}"] = probe[key]
+        memory = self.results.get("memory")
+        if memory:
+            metrics["memory"] = float(memory["strategy"]["bytes"])
         self.results["metrics"] = metrics
         step = self.learner.num_timesteps
         scalars = {f"cl/{k}": v for k, v in metrics.items() if isinstance(v, float)}

@@ -10,8 +10,10 @@ from typing import Any
 from robotcl.errors import UserInputError
 from robotcl.metrics import aggregate
 
-COLUMNS = ("acc", "bwt", "forgetting", "fwt", "fwt_auc", "final_return", "probe_acc")
+COLUMNS = ("acc", "memory", "bwt", "forgetting", "fwt", "fwt_auc", "final_return", "probe_acc")
 COLUMNS += ("probe_forgetting",)
+#: the columns that are scores (``memory`` is bytes: what the strategy keeps beyond the learner)
+SCORES = tuple(c for c in COLUMNS if c != "memory")
 
 
 def read_results(run_dir: str | Path) -> dict[str, Any]:
@@ -71,8 +73,27 @@ def _shape_problem(results: dict[str, Any]) -> str | None:
     return None
 
 
-def _fmt(value: Any) -> str:
-    return "-" if not isinstance(value, int | float) or value != value else f"{value:+.3f}"
+def size_text(n: float) -> str:
+    """Bytes for a table: 0 B, 12.3 KiB, 4.5 MiB, 1.2 GiB."""
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n:.0f} B"
+
+
+def _fmt(value: Any, column: str = "") -> str:
+    if not isinstance(value, int | float) or value != value:
+        return "-"
+    return size_text(value) if column == "memory" else f"{value:+.3f}"
+
+
+def stat_text(column: str, stats: dict[str, float] | None) -> str:
+    """A column's mean [90% interval] over runs (memory: the mean size alone)."""
+    if stats is None:
+        return "-"
+    if column == "memory":
+        return size_text(stats["mean"])
+    return f"{stats['mean']:+.3f} [{stats['low']:+.3f}, {stats['high']:+.3f}]"
 
 
 def format_table(rows: list[list[str]]) -> str:
@@ -124,7 +145,7 @@ def report(run_dirs: list[str]) -> str:
         done = f"{r.get('completed_tasks', '?')}/{len(r.get('tasks', []))}"
         rows.append(
             [Path(r["_path"]).name, strategy, str(r.get("seed", "?")), done]
-            + [_fmt(m.get(c)) for c in COLUMNS]
+            + [_fmt(m.get(c), c) for c in COLUMNS]
         )
         groups[(r.get("suite", "?"), strategy)].append(m)
     out = format_table(rows)
@@ -133,12 +154,7 @@ def report(run_dirs: list[str]) -> str:
         agg_rows = [["suite", "strategy", "n", *COLUMNS]]
         for (suite, strategy), metrics in sorted(multi.items()):
             stats = aggregate(metrics)
-            cells = []
-            for c in COLUMNS:
-                s = stats.get(c)
-                cells.append(
-                    "-" if s is None else f"{s['mean']:+.3f} [{s['low']:+.3f}, {s['high']:+.3f}]"
-                )
+            cells = [stat_text(c, stats.get(c)) for c in COLUMNS]
             agg_rows.append([suite, strategy, str(len(metrics)), *cells])
         out += "\n\nmean [90% bootstrap interval] over seeds\n" + format_table(agg_rows)
     return out

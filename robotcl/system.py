@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +29,16 @@ def replay_bytes(capacity: int, observation: spaces.Space, action: spaces.Space)
     obs = int(np.prod(observation.shape)) * np.dtype(observation.dtype).itemsize
     act = int(np.prod(action.shape)) * np.dtype(action.dtype).itemsize
     return capacity * (2 * obs + act + 3 * 4)
+
+
+def peak_process_bytes() -> int | None:
+    """The largest resident memory this process has had (Linux, macOS), or None."""
+    try:
+        import resource
+    except ImportError:  # Windows
+        return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(peak) if sys.platform == "darwin" else int(peak) * 1024  # macOS: bytes; KiB
 
 
 def gib(n: float) -> str:

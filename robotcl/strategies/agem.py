@@ -51,6 +51,9 @@ class AGEM(GradientMemoryStrategy):
     name = "agem"
     Settings = AGEMSettings
 
+    def gradients_per_update(self, past: int) -> int:
+        return 1  # one reference gradient on all past tasks' memories
+
     def adjust_gradients(self, task_id: int) -> None:
         past = self.memory.past(task_id)
         if not past:

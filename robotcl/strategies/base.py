@@ -11,8 +11,8 @@ Evaluation and data collection run inside ``acting(i)``. Every hook is optional.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
 
 import torch
@@ -34,6 +34,58 @@ class TaskData:
     task_id: int
     buffer: Any = None
     env: Any = None
+
+
+@dataclass
+class MemoryUsage:
+    """What a strategy keeps beyond the learner itself (the gap evaluation's memory column):
+    stored transitions, and extra values (anchors, importances, masks, frozen columns,
+    gradients) with their bytes; ``by_kind`` names where the bytes are."""
+
+    transitions: int = 0
+    transition_bytes: int = 0
+    values: int = 0
+    value_bytes: int = 0
+    by_kind: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def bytes(self) -> int:
+        return self.transition_bytes + self.value_bytes
+
+    def __add__(self, other: MemoryUsage) -> MemoryUsage:
+        kinds = dict(self.by_kind)
+        for kind, n in other.by_kind.items():
+            kinds[kind] = kinds.get(kind, 0) + n
+        return MemoryUsage(
+            self.transitions + other.transitions,
+            self.transition_bytes + other.transition_bytes,
+            self.values + other.values,
+            self.value_bytes + other.value_bytes,
+            kinds,
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "bytes": self.bytes}
+
+    @classmethod
+    def of_values(cls, kind: str, tensors: Iterable[torch.Tensor | None]) -> MemoryUsage:
+        """Extra values: every element of ``tensors`` (None entries hold nothing)."""
+        held = [t for t in tensors if t is not None]
+        n = sum(t.numel() for t in held)
+        nbytes = sum(t.numel() * t.element_size() for t in held)
+        return cls(values=n, value_bytes=nbytes, by_kind={kind: nbytes} if held else {})
+
+    @classmethod
+    def of_transitions(cls, kind: str, rows: int, nbytes: int) -> MemoryUsage:
+        """``rows`` stored transitions taking ``nbytes``."""
+        return cls(
+            transitions=rows, transition_bytes=nbytes, by_kind={kind: nbytes} if rows else {}
+        )
+
+
+def batch_bytes(batch: Any) -> int:
+    """Bytes of the tensor fields of a NamedTuple batch (None fields hold nothing)."""
+    return sum(f.numel() * f.element_size() for f in batch if f is not None)
 
 
 class Strategy:
@@ -100,6 +152,11 @@ class Strategy:
                 f"{self.name}.groups", f"unknown group(s) {unknown}", f"one of {sorted(available)}"
             )
         return [p for g in groups for p in available[g]]
+
+    # -- what it costs -------------------------------------------------------------------
+    def memory_usage(self) -> MemoryUsage:
+        """What the strategy keeps beyond the learner now (fine-tuning: nothing)."""
+        return MemoryUsage()
 
     # -- checkpoints ----------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -178,6 +235,12 @@ class StrategyStack(Strategy):
             for m in self.members:
                 stack.enter_context(m.acting(task_id))
             yield
+
+    def memory_usage(self) -> MemoryUsage:
+        total = MemoryUsage()
+        for m in self.members:
+            total = total + m.memory_usage()
+        return total
 
     def state_dict(self) -> dict[str, Any]:
         return {f"{i}:{m.name}": m.state_dict() for i, m in enumerate(self.members)}

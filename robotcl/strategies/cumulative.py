@@ -26,7 +26,7 @@ import torch
 from stable_baselines3.common.buffers import ReplayBuffer
 
 from robotcl.registry import register_strategy
-from robotcl.strategies.base import Strategy, TaskData
+from robotcl.strategies.base import MemoryUsage, Strategy, TaskData
 
 _REPLAY_ARRAYS = ("observations", "next_observations", "actions", "rewards", "dones", "timeouts")
 
@@ -44,6 +44,17 @@ class Cumulative(Strategy):
 
     def on_task_end(self, task_id: int, data: TaskData) -> None:
         self.memories[task_id] = keep(data.buffer)
+
+    def memory_usage(self) -> MemoryUsage:
+        """Every finished task's stored data (rows and bytes of its arrays)."""
+        rows = nbytes = 0
+        for data in self.memories.values():
+            rows += data.size() if callable(getattr(data, "size", None)) else len(data)
+            for name in _REPLAY_ARRAYS:  # a BC dataset has observations and actions
+                array = getattr(data, name, None)
+                if array is not None and hasattr(array, "nbytes"):
+                    nbytes += int(array.nbytes)
+        return MemoryUsage.of_transitions("task data", rows, nbytes)
 
     def sample(self, batch: Any, task_id: int) -> Any:
         """The first ``n - (k - 1) * (n // k)`` rows of ``batch`` and ``n // k`` rows from each of

@@ -23,9 +23,11 @@ from pydantic import Field, NonNegativeInt, PositiveInt
 
 from robotcl.errors import UserInputError
 from robotcl.strategies.base import (
+    MemoryUsage,
     Strategy,
     StrategySettings,
     TaskData,
+    batch_bytes,
     concat_batches,
     index_batch,
 )
@@ -357,6 +359,12 @@ class MemoryStrategy(BufferStrategy):
     def to(self, device: Any) -> None:
         self.memory.to(device)
 
+    def memory_usage(self) -> MemoryUsage:
+        batches = self.memory.tasks.values()
+        return MemoryUsage.of_transitions(
+            "episodic memory", sum(map(batch_len, batches)), sum(map(batch_bytes, batches))
+        )
+
     def on_task_end(self, task_id: int, data: TaskData) -> None:
         rows = draw_memory(
             data.buffer, self.settings.memory_per_task, self.generator, self.learner.device
@@ -405,6 +413,21 @@ class GradientMemoryStrategy(MemoryStrategy):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
         self.stats = dict(state["stats"])
+
+    #: reference gradients an update builds per past task (GEM: one each) or in all (A-GEM: 1)
+    def gradients_per_update(self, past: int) -> int:
+        return past
+
+    def memory_usage(self) -> MemoryUsage:
+        """The memories, and the reference gradients the next update builds (float32, one
+        value per projected parameter each): transient, but held at every update."""
+        past = len(self.memory.tasks)
+        n = sum(p.numel() for p in self.projected_parameters()) if self.learner else 0
+        rows = self.gradients_per_update(past) if past else 0
+        gradients = MemoryUsage(
+            values=rows * n, value_bytes=4 * rows * n, by_kind={"gradients": 4 * rows * n}
+        )
+        return super().memory_usage() + (gradients if rows else MemoryUsage())
 
     def projected_parameters(self) -> list[torch.nn.Parameter]:
         """The parameters whose gradient is projected (``groups``; none given: all groups)."""

@@ -26,7 +26,7 @@ import torch
 from pydantic import Field, NonNegativeInt
 
 from robotcl.registry import register_strategy
-from robotcl.strategies.base import Strategy, StrategySettings, TaskData
+from robotcl.strategies.base import MemoryUsage, Strategy, StrategySettings, TaskData
 
 
 class PackNetSettings(StrategySettings):
@@ -164,6 +164,12 @@ class PackNet(Strategy):
         self.saved = [p.detach().clone() for p in self.params]
 
     # -- checkpoints ----------------------------------------------------------------------
+    def memory_usage(self) -> MemoryUsage:
+        """The owner map of each weight matrix (int16) and the frozen values it restores."""
+        return MemoryUsage.of_values("owner masks", self.owners) + MemoryUsage.of_values(
+            "frozen values", self.saved or []
+        )
+
     def state_dict(self) -> dict[str, Any]:
         """Owner maps, frozen values and the bias freeze (weights live in the learner)."""
         if self._pending is not None:

@@ -45,7 +45,7 @@ from torch import nn
 
 from robotcl.errors import UserInputError
 from robotcl.registry import register_strategy
-from robotcl.strategies.base import Strategy, StrategySettings
+from robotcl.strategies.base import MemoryUsage, Strategy, StrategySettings
 
 TrunkGroup = Literal["actor_trunk", "critic_trunk"]
 
@@ -272,6 +272,15 @@ class Progressive(Strategy):
             holder.optimizer = new
 
     # -- checkpoints ----------------------------------------------------------------------
+    def memory_usage(self) -> MemoryUsage:
+        """Every trunk's columns and laterals beyond the one column a plain learner has (the
+        target critic's copies included)."""
+        extra: list[torch.Tensor] = []
+        for trunk in self.trunks.values():
+            extra += [p for c in trunk.columns[1:] for p in c.parameters()]
+            extra += list(trunk.columns[0].laterals.parameters())
+        return MemoryUsage.of_values("columns", extra)
+
     def state_dict(self) -> dict[str, Any]:
         """The number of columns, the training column and every trunk's weights (all columns)."""
         if self._pending is not None:

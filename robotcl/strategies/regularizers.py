@@ -29,7 +29,7 @@ from torch import nn
 from torch.func import functional_call, grad, jacrev, vmap
 
 from robotcl.errors import UserInputError
-from robotcl.strategies.base import Strategy, StrategySettings, TaskData
+from robotcl.strategies.base import MemoryUsage, Strategy, StrategySettings, TaskData
 
 # Continual World: actor only (regularize_critic=False), shared trunk only when multi-head.
 REGULARIZED_GROUPS = ["actor_trunk"]
@@ -143,6 +143,12 @@ class ParameterRegularizer(Strategy):
             setattr(self, name, [t.to(p.device) for t, p in zip(tensors, self.params, strict=True)])
 
     # -- checkpoints ----------------------------------------------------------------------
+    def memory_usage(self) -> MemoryUsage:
+        """The anchor copies and the importance weights of the selected parameters."""
+        return MemoryUsage.of_values("anchors", self.anchors or []) + MemoryUsage.of_values(
+            "importance", self.importance or []
+        )
+
     def state_dict(self) -> dict[str, Any]:
         return {"anchors": self.anchors, "importance": self.importance, "tasks": list(self.tasks)}
 

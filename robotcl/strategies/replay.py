@@ -30,7 +30,14 @@ from typing import Any
 from pydantic import Field, PositiveInt
 
 from robotcl.registry import register_strategy
-from robotcl.strategies.base import StrategySettings, TaskData, concat_batches, index_batch
+from robotcl.strategies.base import (
+    MemoryUsage,
+    StrategySettings,
+    TaskData,
+    batch_bytes,
+    concat_batches,
+    index_batch,
+)
 from robotcl.strategies.memory import (
     Batch,
     BufferSettings,
@@ -114,6 +121,11 @@ class PerfectMemory(BufferStrategy):
 
     def to(self, device: Any) -> None:
         self.reservoir.to(device)
+
+    def memory_usage(self) -> MemoryUsage:
+        storage = self.reservoir.storage
+        nbytes = 0 if storage is None else batch_bytes(storage)
+        return MemoryUsage.of_transitions("reservoir", len(self.reservoir), nbytes)
 
     def on_task_end(self, task_id: int, data: TaskData) -> None:
         self.reservoir.add_buffer(data.buffer, self.generator, self.learner.device)
