@@ -268,31 +268,22 @@ class ContinualOffPolicy(ContinualSB3):
         return settings["ssl_weight"] * result.loss
 
     def hooked_step(
-        self,
-        loss: torch.Tensor | None,
-        out: dict[str, torch.Tensor],
-        batch: Any,
-        step_actor: bool = True,
+        self, loss: torch.Tensor, out: dict[str, torch.Tensor], batch: Any, step_actor: bool = True
     ) -> None:
         """The tail every update shares: the strategy's penalty and the SSL term added to
         ``loss``, one backward pass, the strategy's gradient adjustment, the optimizer steps (the
-        actor's only with ``step_actor``), the SSL step, ``after_step``; counts the update.
-        ``loss`` None: the learner's own gradients are already in place (a threaded update);
-        the penalty's are added to them."""
+        actor's only with ``step_actor``), the SSL step, ``after_step``; counts the update."""
         task = self.current_task
-        terms = [] if loss is None else [loss]
         penalty = self.strategy.penalty(task)
         if penalty is not None:
-            terms.append(penalty)
+            loss = loss + penalty
             out["penalty"] = penalty
         ssl = self.ssl_term(batch, out)
         if ssl is not None:
-            terms.append(ssl)
-        if loss is not None:
-            self.actor.optimizer.zero_grad()
-            self.critic.optimizer.zero_grad()
-        if terms:
-            sum(terms).backward()
+            loss = loss + ssl
+        self.actor.optimizer.zero_grad()
+        self.critic.optimizer.zero_grad()
+        loss.backward()
         if self.pixel_layout is not None:
             self.encoder.anchor = None  # no graph kept past the update
         self.strategy.adjust_gradients(task)

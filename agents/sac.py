@@ -17,8 +17,6 @@ separately by the experiment's checkpoint.
 
 from __future__ import annotations
 
-import contextlib
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import gymnasium as gym
@@ -88,26 +86,18 @@ class PerTaskEntropy:
         out = self.losses(batch)
         return out["critic_loss"] + out["actor_loss"]
 
-    def gradients(
-        self, batch: ReplayBufferSamples
-    ) -> tuple[torch.Tensor | None, dict[str, torch.Tensor]]:
-        """The update's loss (backward left to ``hooked_step``) and :meth:`losses`' outputs; a
-        learner may instead put the gradients in place itself and return None as the loss."""
-        out = self.losses(batch)
-        return out["critic_loss"] + out["actor_loss"], out
-
     def update(self, batch: ReplayBufferSamples) -> dict[str, torch.Tensor]:
         """One gradient step on ``batch`` through the strategy hooks."""
         task = self.current_task
         batch = self.strategy.sample(batch, task)
-        loss, out = self.gradients(batch)
+        out = self.losses(batch)
         if self.ent_coef_optimizer is not None:
             log_alpha = self.log_ent_coef[out["tasks"]]
             alpha_loss = -(log_alpha * (out["log_prob"].squeeze(1) + self.target_entropy).detach())
             self.ent_coef_optimizer.zero_grad()
             alpha_loss.mean().backward()
             self.ent_coef_optimizer.step()
-        self.hooked_step(loss, out, batch)
+        self.hooked_step(out["critic_loss"] + out["actor_loss"], out, batch)
         if self._n_updates % self.target_update_interval == 0:
             self._update_target()
         return out
@@ -133,8 +123,6 @@ class ContinualSAC(PerTaskEntropy, ContinualOffPolicy, SAC):
     :param log_every_updates: how often training losses are recorded
     :param encoder: the ``agent.encoder`` settings (robotcl.config.EncoderConfig); None or
         type "none": the trunks read the state
-    :param parallel_update: compute the critic's and the actor's gradients in two threads
-        ("auto": on a CPU with two or more torch threads and no encoder; see :meth:`gradients`)
     Other parameters are SB3's SAC ones.
     """
 
@@ -162,7 +150,6 @@ class ContinualSAC(PerTaskEntropy, ContinualOffPolicy, SAC):
         reset_optimizer: bool = True,
         log_every_updates: int = 200,
         encoder: dict[str, Any] | None = None,
-        parallel_update: bool | str = "auto",
         pixel_layout: Any = None,
         task_names: list[str] | None = None,
         tensorboard_log: str | None = None,
@@ -182,12 +169,6 @@ class ContinualSAC(PerTaskEntropy, ContinualOffPolicy, SAC):
             encoder,
             pixel_layout,
         )
-        if parallel_update not in ("auto", True, False):
-            raise ValueError(f"parallel_update must be 'auto', True or False: {parallel_update!r}")
-        if parallel_update is True and self.encoder_settings:
-            raise ValueError("parallel_update=True needs a learner without an encoder")
-        self.parallel_update = parallel_update
-        self._update_pool: ThreadPoolExecutor | None = None
         policy_kwargs = self.multi_head_policy_kwargs(
             num_tasks, net_arch, activation, layer_norm, device
         )
@@ -213,109 +194,28 @@ class ContinualSAC(PerTaskEntropy, ContinualOffPolicy, SAC):
 
     def losses(self, batch: ReplayBufferSamples) -> dict[str, torch.Tensor]:
         """Critic and actor losses on ``batch`` (no optimizer step); also the log-probs."""
-        tasks = task_index(batch.observations, self.num_tasks)
+        obs = batch.observations
+        tasks = task_index(obs, self.num_tasks)
         alpha = self._alpha(tasks)
-        critic_loss = self.critic_loss(batch, self.target_q(batch, alpha))
-        actor_loss, log_prob = self.actor_loss(batch.observations, alpha)
+        actions_pi, log_prob = self.actor.action_log_prob(obs)
+        log_prob = log_prob.reshape(-1, 1)
+        with torch.no_grad():
+            next_actions, next_log_prob = self.actor.action_log_prob(batch.next_observations)
+            next_q = torch.min(
+                torch.cat(self.critic_target(batch.next_observations, next_actions), dim=1),
+                dim=1,
+                keepdim=True,
+            ).values
+            next_q = next_q - alpha * next_log_prob.reshape(-1, 1)
+            target_q = batch.rewards + (1 - batch.dones) * self.gamma * next_q
+        current_q = self.critic(obs, batch.actions)
+        critic_loss = 0.5 * sum(F.mse_loss(q, target_q) for q in current_q)
+        with frozen(self.critic):
+            q_pi = torch.min(torch.cat(self.critic(obs, actions_pi), dim=1), dim=1, keepdim=True)
+        actor_loss = (alpha * log_prob - q_pi.values).mean()
         return {
             "critic_loss": critic_loss,
             "actor_loss": actor_loss,
             "log_prob": log_prob,
             "tasks": tasks,
         }
-
-    @classmethod
-    def config_problem(cls, config: Any) -> str | None:
-        """ContinualOffPolicy's checks, and a threaded update only without an encoder."""
-        agent = config.agent
-        if agent.parallel_update is True and agent.encoder.type != "none":
-            return (
-                "agent.parallel_update=true needs agent.encoder.type=none (a shared encoder "
-                "would take gradients from both threads); use auto or false"
-            )
-        return super().config_problem(config)
-
-    def threaded(self) -> bool:
-        """Whether updates compute the critic's and the actor's gradients in two threads."""
-        if self.parallel_update == "auto":
-            return (
-                self.device.type == "cpu"
-                and not self.encoder_settings
-                and torch.get_num_threads() >= 2
-            )
-        return bool(self.parallel_update)
-
-    def gradients(
-        self, batch: ReplayBufferSamples
-    ) -> tuple[torch.Tensor | None, dict[str, torch.Tensor]]:
-        """With :meth:`threaded`: the critic's loss and backward pass in a second thread while
-        this one does the actor's, each with one torch thread, so that two small networks keep
-        two cores busy (one MLP's kernels at batch 256 scale poorly past one core). The same
-        computation as one backward pass of the summed losses, up to the order of float sums:
-        the actor's backward is restricted to its own parameters as the frozen critic makes
-        it, and every random draw (the next actions, then the actor's) stays in this thread in
-        the eager path's order. Gradients are left in place (the loss returned is None)."""
-        if not self.threaded():
-            return super().gradients(batch)
-        if self._update_pool is None:
-            self._update_pool = ThreadPoolExecutor(
-                1,
-                thread_name_prefix="robotcl-critic",
-                initializer=torch.set_num_threads,
-                initargs=(1,),
-            )
-        obs = batch.observations
-        tasks = task_index(obs, self.num_tasks)
-        alpha = self._alpha(tasks)
-        target = self.target_q(batch, alpha)
-        self.actor.optimizer.zero_grad()
-        self.critic.optimizer.zero_grad()
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            critic = self._update_pool.submit(self._critic_backward, batch, target)
-            actor_params = [p for p in self.actor.parameters() if p.requires_grad]
-            actor_loss, log_prob = self.actor_loss(obs, alpha, freeze_critic=False)
-            actor_loss.backward(inputs=actor_params)
-            critic_loss = critic.result()
-        finally:
-            torch.set_num_threads(threads)
-        out = {"critic_loss": critic_loss, "actor_loss": actor_loss.detach(), "log_prob": log_prob}
-        return None, {**out, "tasks": tasks}
-
-    def _critic_backward(self, batch: ReplayBufferSamples, target: torch.Tensor) -> torch.Tensor:
-        loss = self.critic_loss(batch, target)
-        loss.backward()
-        return loss.detach()
-
-    def _excluded_save_params(self) -> list[str]:
-        return [*super()._excluded_save_params(), "_update_pool"]
-
-    @torch.no_grad()
-    def target_q(self, batch: ReplayBufferSamples, alpha: torch.Tensor) -> torch.Tensor:
-        """The soft Bellman target of each row (draws the next actions: before the actor's)."""
-        next_actions, next_log_prob = self.actor.action_log_prob(batch.next_observations)
-        next_q = torch.min(
-            torch.cat(self.critic_target(batch.next_observations, next_actions), dim=1),
-            dim=1,
-            keepdim=True,
-        ).values
-        next_q = next_q - alpha * next_log_prob.reshape(-1, 1)
-        return batch.rewards + (1 - batch.dones) * self.gamma * next_q
-
-    def critic_loss(self, batch: ReplayBufferSamples, target_q: torch.Tensor) -> torch.Tensor:
-        """Both Q networks' squared error against ``target_q``."""
-        current_q = self.critic(batch.observations, batch.actions)
-        return 0.5 * sum(F.mse_loss(q, target_q) for q in current_q)
-
-    def actor_loss(
-        self, obs: torch.Tensor, alpha: torch.Tensor, freeze_critic: bool = True
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """The actor's loss and the log-probs of its actions. Its gradient must not reach the
-        critic: the critic is frozen for it, or (``freeze_critic=False``, where another thread
-        uses the critic meanwhile) the caller restricts the backward pass to the actor."""
-        actions_pi, log_prob = self.actor.action_log_prob(obs)
-        log_prob = log_prob.reshape(-1, 1)
-        with frozen(self.critic) if freeze_critic else contextlib.nullcontext():
-            q_pi = torch.min(torch.cat(self.critic(obs, actions_pi), dim=1), dim=1, keepdim=True)
-        return (alpha * log_prob - q_pi.values).mean(), log_prob

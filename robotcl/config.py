@@ -139,12 +139,6 @@ class AgentConfig(_Strict):
         default_factory=EncoderConfig,
         description="sac, td3 only: observation encoder and its contrastive objective",
     )
-    parallel_update: Literal["auto"] | bool = Field(
-        "auto",
-        description="sac only: the critic's and the actor's gradients in two threads, the same "
-        "numbers up to float summation order ('auto': on a CPU with torch_threads >= 2 and no "
-        "encoder; true refuses an encoder)",
-    )
     reset_buffer: bool = Field(True, description="empty the replay buffer at each task start")
     reset_optimizer: bool = Field(True, description="fresh optimizer state at each task start")
     log_every_updates: PositiveInt = Field(200, description="training-loss logging interval")

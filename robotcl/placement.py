@@ -1,11 +1,13 @@
 """How many runs of a grid go at once, and where: as many as the cores, the host memory and each
 GPU's free memory allow (``robotcl compare``'s default; ``workers=N`` sets the count).
 
-A run wants :data:`THREADS_PER_RUN` cores (ContinualSAC's critic and actor gradients go in two
-threads, see ``agents/sac.py``), its replay buffer and SSL memory in host memory beside a worker
-process's own :data:`PROCESS_HOST_BYTES`, and on a GPU a CUDA context and the allocator's blocks
-(:data:`RUN_DEVICE_BYTES`, more with a pixel encoder). The device figures are estimates until
-``bench/gpu_check.sh`` has measured them on a lent GPU (docs/benchmarks.md).
+A run wants :data:`THREADS_PER_RUN` core (a second torch thread speeds one state-based update up
+by about 1.3x on the development machine, docs/benchmarks.md, so two runs on two cores do more
+than one run on both; on a GPU a run's Python loop keeps one core busy), its replay buffer and SSL
+memory in host memory beside a worker process's own :data:`PROCESS_HOST_BYTES`, and on a GPU a
+CUDA context and the allocator's blocks (:data:`RUN_DEVICE_BYTES`, more with a pixel encoder).
+The device figures are estimates until ``bench/gpu_check.sh`` has measured them on a lent GPU
+(docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from dataclasses import dataclass
 
 from robotcl.system import available_memory, gib
 
-THREADS_PER_RUN = 2
+THREADS_PER_RUN = 1
 PROCESS_HOST_BYTES = 3 * 2**29  # 1.5 GiB: torch, MuJoCo and the CUDA runtime in a worker
 RUN_DEVICE_BYTES = {"state": 2**30, "pixels": 4 * 2**30}
 

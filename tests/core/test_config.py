@@ -103,11 +103,3 @@ def test_agent_config_defaults_match_the_learner():
                 )
                 continue
             assert field.default == default, (name, agent)
-
-
-def test_a_threaded_update_is_refused_beside_an_encoder():
-    with pytest.raises(UserInputError, match="agent.parallel_update=true needs"):
-        load_config("quick", ["agent.parallel_update=true", "agent.encoder.type=mlp"])
-    assert load_config("quick", ["agent.parallel_update=false"]).agent.parallel_update is False
-    with pytest.raises(UserInputError, match="parallel_update"):
-        load_config("quick", ["agent.parallel_update=sometimes"])

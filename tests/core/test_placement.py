@@ -25,11 +25,11 @@ def machine(monkeypatch):
 
 def test_runs_fill_the_cores_first_on_a_large_gpu(machine):
     p = plan("auto", pending=35, host_bytes_per_run=GIB // 2)
-    assert p.workers == 8  # 16 cores / 2 threads; 64 GiB / 2 GiB = 32; 79 GPU runs
+    assert p.workers == 16  # 16 cores / 1 thread; 64 GiB / 2 GiB = 32; 79 GPU runs
     assert p.gpus == ["NVIDIA H100 80GB HBM3"]
-    for part in ("16 cores / 2 a run = 8", "/ 2.0 GiB a run = 32", "= 79", "35 run(s) to go"):
+    for part in ("16 cores / 1 a run = 16", "/ 2.0 GiB a run = 32", "= 79", "35 run(s) to go"):
         assert part in p.reason
-    assert p.reason.startswith("8 run(s) at a time on 1 GPU(s) (NVIDIA H100 80GB HBM3)")
+    assert p.reason.startswith("16 run(s) at a time on 1 GPU(s) (NVIDIA H100 80GB HBM3)")
 
 
 def test_the_scarcest_resource_decides(machine):
@@ -45,7 +45,7 @@ def test_the_scarcest_resource_decides(machine):
 def test_workers_given_are_kept_and_the_cpu_has_no_gpu_limit(machine):
     assert plan("auto", pending=35, host_bytes_per_run=0, workers=3).workers == 3
     cpu = plan("cpu", pending=35, host_bytes_per_run=0)
-    assert cpu.workers == 8 and cpu.gpus == [] and "on the CPU" in cpu.reason
+    assert cpu.workers == 16 and cpu.gpus == [] and "on the CPU" in cpu.reason
     assert "GPU" not in cpu.reason
 
 
