@@ -160,7 +160,7 @@ def sac_speed(device: str, updates: int) -> tuple[float, float, float]:
     return float(np.median(rates["ours"])), float(np.median(rates["peer"])), update_gflop(peer)
 
 
-def training_speed(device: str, steps: int, warm_up: int = 1000) -> tuple[float, float]:
+def training_speed(device: str, steps: int, warm_up: int = 256) -> tuple[float, float]:
     """Env steps/s of a training loop with one update per step after ``warm_up`` random steps:
     ContinualSAC.learn_task against SB3's SAC.learn (the same steps, settings and env)."""
     ours, peer = sac_pair(device, warm_up, train_freq=1, gradient_steps=1)
