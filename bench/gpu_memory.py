@@ -12,23 +12,17 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 
 import torch
 from speed import fill, sac_pair  # bench/speed.py, beside this script
 
+from robotcl.placement import nvidia_smi
+
 
 def process_memory_mib() -> float | None:
     """This process's GPU memory in MiB according to nvidia-smi (context included), or None."""
-    try:
-        out = subprocess.run(
-            ["nvidia-smi", "--query-compute-apps=pid,used_memory", "--format=csv,noheader,nounits"],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=True,
-        ).stdout
-    except (OSError, subprocess.SubprocessError):
+    out = nvidia_smi("--query-compute-apps=pid,used_memory", "--format=csv,noheader,nounits")
+    if out is None:
         return None
     for line in out.strip().splitlines():
         pid, used = (x.strip() for x in line.split(","))

@@ -446,9 +446,8 @@ def compare(
     ]
     ray = grid["executor"] == "ray"
     # Ray gives each task its GPUs (CUDA_VISIBLE_DEVICES): the config's device stays as it is
-    devices = spread("cpu" if ray else base.device, len(configs) + len(new))
-    if ray:
-        devices = [base.device] * len(devices)
+    count = len(configs) + len(new)
+    devices = [base.device] * count if ray else spread(base.device, count)
     for strategy, seed, order, tag in new:  # all checked before anything is written
         label, names = _label(strategy)
         run_dir = str(root / (f"{label}-{tag}-s{seed}" if tag else f"{label}-s{seed}"))

@@ -43,6 +43,16 @@ def spread(device: str, count: int) -> list[str]:
     return [device] * count
 
 
+def nvidia_smi(*args: str) -> str | None:
+    """What ``nvidia-smi ARGS`` prints, or None where it cannot run (no NVIDIA driver)."""
+    try:
+        return subprocess.run(
+            ["nvidia-smi", *args], capture_output=True, text=True, timeout=30, check=True
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
 def gpus(device: str) -> list[tuple[str, int | None]]:
     """(name, free bytes or None if unknown) of each GPU a run on ``device`` may use, read
     from ``nvidia-smi`` so that this process never creates a CUDA context (its workers do)."""
@@ -52,19 +62,13 @@ def gpus(device: str) -> list[tuple[str, int | None]]:
 
     count = torch.cuda.device_count()  # through NVML: no CUDA context either
     found: list[tuple[str, int | None]] = [(f"GPU {k}", None) for k in range(count)]
+    query = nvidia_smi("--query-gpu=name,memory.free", "--format=csv,noheader,nounits")
     try:
-        query = subprocess.run(
-            ["nvidia-smi", "--query-gpu=name,memory.free", "--format=csv,noheader,nounits"],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=True,
-        ).stdout
-        rows = [line.rsplit(",", 1) for line in query.strip().splitlines()]
+        rows = [line.rsplit(",", 1) for line in (query or "").strip().splitlines()]
         if len(rows) == count:
             found = [(name.strip(), int(float(free)) * 2**20) for name, free in rows]
-    except (OSError, subprocess.SubprocessError, ValueError):
-        pass  # no nvidia-smi: names and memory unknown, the other limits apply
+    except ValueError:
+        pass  # unreadable: names and memory unknown, the other limits apply
     if device.startswith("cuda:"):
         index = int(device.partition(":")[2])
         return found[index : index + 1]
