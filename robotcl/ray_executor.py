@@ -15,7 +15,9 @@ other than ``cpu``, 1/:data:`RUNS_PER_GPU` of a GPU (a state-based run needs abo
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from robotcl.errors import UserInputError
@@ -49,6 +51,8 @@ class RayWorkers:
             try:
                 ray.init(
                     address=address,
+                    # the driver's MuJoCo GL backend (robotcl sets egl) for videos and pixels
+                    runtime_env={"env_vars": {"MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl")}},
                     include_dashboard=False,
                     log_to_driver=False,
                     logging_level=logging.WARNING,
@@ -93,21 +97,23 @@ class RayWorkers:
         except ray.exceptions.RayError as exc:  # the worker was lost more than RETRIES times
             cell.status = "failed"
             cell.error = f"Ray worker lost ({type(exc).__name__}) after {RETRIES} retries"
-            from pathlib import Path
-
             run_dir = Path(cell.run_dir)
             run_dir.mkdir(parents=True, exist_ok=True)
             (run_dir / "error.txt").write_text(f"{cell.error}\n{exc}\n")
 
     def stop(self, grace_s: float = 30.0) -> None:
         """Interrupt every running run (a KeyboardInterrupt in its task: it keeps its last
-        checkpoint), then collect them."""
+        checkpoint), collect them, and kill the tasks still running after ``grace_s``."""
         ray = self.ray
-        for ref in self.running:
+        refs = list(self.running)
+        for ref in refs:
             ray.cancel(ref)
-        ray.wait(list(self.running), num_returns=len(self.running), timeout=grace_s)
-        for ref, cell in list(self.running.items()):
+        ready, late = ray.wait(refs, num_returns=len(refs), timeout=grace_s) if refs else ([], [])
+        for ref in late:
+            ray.cancel(ref, force=True)
+            self.running.pop(ref).status = "stopped"
+        for ref in ready:
+            cell = self.running.pop(ref)
             self._finish(ref, cell)
             if cell.status != "failed":
                 cell.status, cell.error = "stopped", None
-        self.running.clear()
