@@ -94,9 +94,13 @@ class RayWorkers:
             cell.status, cell.error = ray.get(ref)
         except ray.exceptions.TaskCancelledError:
             cell.status, cell.error = "stopped", None
-        except ray.exceptions.RayError as exc:  # the worker was lost more than RETRIES times
+        except ray.exceptions.RayError as exc:
+            if isinstance(exc, ray.exceptions.RayTaskError):  # outside the run (an import)
+                lines = str(exc).strip().splitlines()
+                cell.error = f"Ray task failed: {lines[-1] if lines else type(exc).__name__}"
+            else:  # the worker was lost more than RETRIES times
+                cell.error = f"Ray worker lost ({type(exc).__name__}) after {RETRIES} retries"
             cell.status = "failed"
-            cell.error = f"Ray worker lost ({type(exc).__name__}) after {RETRIES} retries"
             run_dir = Path(cell.run_dir)
             run_dir.mkdir(parents=True, exist_ok=True)
             (run_dir / "error.txt").write_text(f"{cell.error}\n{exc}\n")
@@ -115,5 +119,5 @@ class RayWorkers:
         for ref in ready:
             cell = self.running.pop(ref)
             self._finish(ref, cell)
-            if cell.status != "failed":
+            if cell.status not in ("done", "failed"):
                 cell.status, cell.error = "stopped", None
