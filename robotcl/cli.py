@@ -65,8 +65,7 @@ def _parser(with_config_help: bool = True) -> argparse.ArgumentParser:
         description="Run PRESET for every strategy and seed, then compare them. Grid keys: "
         "strategies=[a,b,[c,d]] (a list inside composes), seeds=N (0..N-1) or seeds=[3,4], "
         "workers=K (default: as many as fit the cores, memory and GPUs; 0 runs in this process), "
-        "executor=ray [ray_address=ADDR] (every run a task on a Ray cluster). "
-        "Other "
+        "executor=ray [ray_address=ADDR] (every run a task on a Ray cluster). Other "
         "key=value items override the preset. Ctrl-C, SIGTERM or SIGHUP stop every run (each "
         "keeps its last checkpoint); --resume GRID_DIR continues them, and with seeds= or "
         "strategies= adds runs to the grid. robotcl report GRID_DIR ... combines grids.",

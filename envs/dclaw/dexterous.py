@@ -118,7 +118,8 @@ class DexterousEnv(DClawTurnEnv):
         self._reset_pose()
         self._angles.clear()
         self._angles.append(self.valve_angle)
-        return self._dexterous_obs(), self._dexterous_info()
+        error = self.error()
+        return self._dexterous_obs(error), self._dexterous_info(error)
 
     def step(self, action: np.ndarray):
         self._act(action)
@@ -131,7 +132,7 @@ class DexterousEnv(DClawTurnEnv):
             )
         else:
             reward = compute_reward(self._qpos, self._qvel, error)
-        return self._dexterous_obs(), reward, False, False, self._dexterous_info()
+        return self._dexterous_obs(error), reward, False, False, self._dexterous_info(error)
 
     def place_valve(self, angle: float) -> None:
         """Put the valve at ``angle``, at rest, as if one step had ended there (for tests of
@@ -145,7 +146,7 @@ class DexterousEnv(DClawTurnEnv):
     # -- the task's quantities -----------------------------------------------------------------
     def speed(self, steps: int = 1) -> float:
         """Mean valve speed over the last ``steps`` steps (fewer right after a reset)."""
-        angles = list(self._angles)
+        angles = self._angles
         steps = min(steps, len(angles) - 1)
         if steps <= 0:
             return 0.0
@@ -169,7 +170,7 @@ class DexterousEnv(DClawTurnEnv):
             return bool(abs(goal - mean) < SPIN_TOLERANCE and onward.all())
         return abs(self.error()) < SUCCESS_THRESHOLD
 
-    def _dexterous_obs(self) -> np.ndarray:
+    def _dexterous_obs(self, error: float) -> np.ndarray:
         angle, goal = self.valve_angle, self.task.goal_angle
         obs = np.empty(25, np.float32)
         obs[:N_JOINTS] = self._qpos
@@ -178,14 +179,14 @@ class DexterousEnv(DClawTurnEnv):
         obs[20] = self.speed()
         obs[21:23] = (0.0, 0.0) if goal is None else (math.cos(goal), math.sin(goal))
         obs[23] = self.task.goal_speed
-        obs[24] = self.error()
+        obs[24] = error
         return obs
 
-    def _dexterous_info(self) -> dict[str, Any]:
+    def _dexterous_info(self, error: float) -> dict[str, Any]:
         return {
             "is_success": self.success(),
             "valve_angle": self.valve_angle,
             "valve_speed": self.speed(),
-            "error": self.error(),
+            "error": error,
             "family": self.task.family,
         }

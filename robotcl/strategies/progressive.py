@@ -273,12 +273,9 @@ class Progressive(Strategy):
 
     # -- checkpoints ----------------------------------------------------------------------
     def memory_usage(self) -> MemoryUsage:
-        """Every trunk's columns and laterals beyond the one column a plain learner has (the
-        target critic's copies included)."""
-        extra: list[torch.Tensor] = []
-        for trunk in self.trunks.values():
-            extra += [p for c in trunk.columns[1:] for p in c.parameters()]
-            extra += list(trunk.columns[0].laterals.parameters())
+        """Every trunk's columns beyond the first (the one a plain learner has; later columns
+        hold the laterals), the target critic's copies included."""
+        extra = [p for t in self.trunks.values() for c in t.columns[1:] for p in c.parameters()]
         return MemoryUsage.of_values("columns", extra)
 
     def state_dict(self) -> dict[str, Any]:
