@@ -13,6 +13,8 @@ EXAMPLES = """examples:
   robotcl run corl-gap seed=1 device=cuda
   robotcl run my.yaml agent.batch_size=256 eval.every_steps=5000
   robotcl run --resume runs/quick/dclaw10-finetune-s0-20261127-101500
+  robotcl experts gap-quick                     # one single-task expert a task (cached)
+  robotcl gap gap-quick                         # the same strategies by BC and by RL
   robotcl report runs/quick/*
   robotcl plot runs/quick/* --metric return --out curves.png
   robotcl show dclaw10 --out dclaw10.png
@@ -72,6 +74,26 @@ def _parser(with_config_help: bool = True) -> argparse.ArgumentParser:
     )
     cmp_.add_argument("items", nargs="*", metavar="PRESET|config.yaml|key=value")
     cmp_.add_argument("--resume", metavar="GRID_DIR", help="continue or extend a grid")
+    experts = sub.add_parser(
+        "experts",
+        help="single-task expert runs of every task of a preset, and their datasets",
+        description="Train (or find in <runs_dir>/experts) one expert a task of PRESET: its "
+        "agent on that task alone, cached by suite, task, agent settings, steps and "
+        "experts.seed; then each expert's dataset (experts.episodes rollouts, experts.noise). "
+        "Experts below experts.threshold are flagged. workers=K as for compare.",
+    )
+    experts.add_argument("items", nargs="*", metavar="PRESET|config.yaml|key=value")
+    gap = sub.add_parser(
+        "gap",
+        help="the same strategies by behaviour cloning and by RL: the gap table",
+        description="For every strategy and seed of PRESET: experts (robotcl experts), the "
+        "supervised side (the bc agent on the experts' data) and the RL side (the preset), "
+        "then one table of ACC, memory, BWT, forgetting and FWT for SL, RL and RL-SL with "
+        "90% bootstrap intervals, a figure and TensorBoard. Grid keys as for compare "
+        "(strategies=, seeds=, workers=, executor=); the same command again reuses every "
+        "finished run.",
+    )
+    gap.add_argument("items", nargs="*", metavar="PRESET|config.yaml|key=value")
     sub.add_parser("list", help="suites, tasks, strategies, agents and presets")
     rep = sub.add_parser("report", help="metrics table of one or more runs")
     rep.add_argument("runs", nargs="+", metavar="RUN_DIR")
@@ -155,6 +177,71 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     print(f"tensorboard --logdir {root}")
     if failed:
         print(f"robotcl: error: compare: {failed} run(s) failed (listed above)", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _source_and_items(items: list[str]) -> tuple[str | None, list[str]]:
+    items = list(items)
+    return (items.pop(0) if items and "=" not in items[0] else None), items
+
+
+def _cmd_experts(args: argparse.Namespace) -> int:
+    from robotcl.config import load_config
+    from robotcl.experts import expert_dataset, experts_table, train_experts
+
+    source, items = _source_and_items(args.items)
+    workers = [i for i in items if i.startswith("workers=")]
+    items = [i for i in items if i not in workers]
+    count = None
+    if workers:
+        raw = workers[-1].partition("=")[2]
+        if not raw.isdigit():
+            raise UserInputError(f"workers ({raw!r})", "not a non-negative integer", "e.g. 2")
+        count = int(raw)
+    config = load_config(source, items)
+    try:
+        experts = train_experts(config, count)
+    except KeyboardInterrupt:
+        print("robotcl: interrupted; the same command continues the experts", file=sys.stderr)
+        return 130
+    print(experts_table(experts, config.eval.metric))
+    if any(e.success is None for e in experts):
+        print("robotcl: error: experts: some did not finish (listed above)", file=sys.stderr)
+        return 1
+    import json
+
+    settings = config.experts
+    print(f"datasets ({settings.episodes} episodes, action noise {settings.noise:g}):")
+    for expert in experts:
+        path = expert_dataset(expert, settings.episodes, settings.noise, settings.seed)
+        info = json.loads(path.with_suffix(".json").read_text())
+        print(
+            f"  {expert.task}: {info['transitions']} transitions, rollout success "
+            f"{info['rollout_success']:.2f}: {path}"
+        )
+    return 0
+
+
+def _cmd_gap(args: argparse.Namespace) -> int:
+    from robotcl.gap import GapStopped, gap
+
+    source, items = _source_and_items(args.items)
+    try:
+        root, failed = gap(source, items)
+    except GapStopped as stop:
+        where = f" ({stop.root})" if stop.root else ""
+        print(
+            f"robotcl: interrupted{where}; every run keeps its last checkpoint: the same "
+            "robotcl gap command continues",
+            file=sys.stderr,
+        )
+        return 130
+    print((root / "gap.txt").read_text(), end="")
+    print(f"gap: {root}  (gap.png, heldout_loss.png, sl/, rl/, expert_data/)")
+    print(f"tensorboard --logdir {root}")
+    if failed:
+        print(f"robotcl: error: gap: {failed} run(s) failed (see sl/ and rl/)", file=sys.stderr)
         return 1
     return 0
 
@@ -253,6 +340,8 @@ COMMANDS = {
     "list": _cmd_list,
     "report": _cmd_report,
     "compare": _cmd_compare,
+    "experts": _cmd_experts,
+    "gap": _cmd_gap,
     "plot": _cmd_plot,
     "show": _cmd_show,
 }

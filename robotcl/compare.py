@@ -390,14 +390,21 @@ def _cell_finished(cell: GridRun) -> bool:
 
 
 def compare(
-    source: str | None, overrides: list[str], resume_root: str | Path | None = None
+    source: str | None,
+    overrides: list[str],
+    resume_root: str | Path | None = None,
+    root: str | Path | None = None,
 ) -> tuple[Path, int]:
     """Run the grid and write the comparison; return its directory and the number of failed
     runs. With ``resume_root`` an existing grid goes on: finished runs are kept, stopped ones
-    resumed, and cells for new ``seeds=`` or ``strategies=`` added.
+    resumed, and cells for new ``seeds=`` or ``strategies=`` added. ``root``: the grid's folder
+    (default: a new ``compare-<time>`` one); a grid already there goes on as with
+    ``resume_root`` (``overrides`` then holds grid keys only).
 
     Raises :class:`GridStopped` (after writing the comparison of what finished) when stopped.
     """
+    if root is not None and (Path(root) / MANIFEST).is_file():
+        resume_root = root
     if resume_root is not None:
         root = Path(resume_root).absolute()
         manifest = _read_manifest(root)
@@ -426,9 +433,10 @@ def compare(
         grid, rest = parse_grid(overrides, load_source(source).get("compare"))
         configs, known = [], set()
     base = validate_config(merge_overrides(_strip(load_source(source)), list(rest)))
-    if resume_root is None:
+    if root is None:
         stamp = time.strftime("%Y%m%d-%H%M%S")
-        root = (Path(base.runs_dir) / base.name / f"compare-{stamp}").absolute()
+        root = Path(base.runs_dir) / base.name / f"compare-{stamp}"
+    root = Path(root).absolute()
     used = {n for s in grid["strategies"] for n in _label(s)[1]}
     unused = unused_settings(base, used)
     if unused:
@@ -459,17 +467,48 @@ def compare(
             cell.status, cell.error = "pending", None
     _check_cells(configs)
     check_writable(root, "runs_dir")
+    cells = [cell for cell, _ in configs]
+
+    def start() -> None:  # the grid's folder and manifest, once the executor is ready
+        root.mkdir(parents=True, exist_ok=resume_root is not None)
+        _write_manifest(root, source, rest, grid, configs)
+
+    try:
+        execute(configs, base, grid, before=start, desc=f"grid of {len(configs)}")
+    except KeyboardInterrupt:
+        with _signals(signal.SIG_IGN, signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            _write_manifest(root, source, rest, grid, configs)
+            write_comparison(root, cells)
+        raise GridStopped(root, [c for c in cells if c.status == "stopped"]) from None
+    _write_manifest(root, source, rest, grid, configs)
+    write_comparison(root, cells)
+    return root, sum(c.status == "failed" for c in cells)
+
+
+def execute(
+    configs: list[tuple[GridRun, dict[str, Any]]],
+    base: ExperimentConfig,
+    grid: dict[str, Any],
+    before: Any = None,
+    desc: str = "runs",
+) -> None:
+    """Run the pending cells of ``configs`` (local worker processes placed by what fits, or Ray
+    with ``grid["executor"] == "ray"``); each cell's status and error are set as it ends.
+    ``before()`` runs once the executor is ready and before the first run starts (a wrong Ray
+    address is refused before it writes). Ctrl-C, SIGTERM and SIGHUP stop every run (each keeps
+    its last checkpoint); the cells not done are then "stopped" and KeyboardInterrupt is raised.
+    """
     jobs = [(cell, data) for cell, data in configs if cell.status == "pending"]
     pool: Any
-    if ray:  # connected before anything is written: a wrong address is refused first
+    if grid.get("executor") == "ray":
         from robotcl.ray_executor import RayWorkers
 
-        pool = RayWorkers(grid["ray_address"], gpu_runs=base.device != "cpu")
+        pool = RayWorkers(grid.get("ray_address"), gpu_runs=base.device != "cpu")
         workers, reason = max(1, len(jobs)), pool.describe(len(jobs))
         for _, data in configs:
             data["torch_threads"] = base.torch_threads or THREADS_PER_RUN
     else:
-        placement = _placement(base, len(jobs), grid["workers"])
+        placement = _placement(base, len(jobs), grid.get("workers"))
         workers, reason = placement.workers, placement.reason
         pool = _Workers(max(1, workers))
         if workers > 1 and base.torch_threads is None:  # share the cores, not oversubscribe
@@ -477,10 +516,9 @@ def compare(
                 data["torch_threads"] = max(1, (os.cpu_count() or 1) // workers)
     if jobs and workers:
         print(f"robotcl: {reason}", file=sys.stderr)
-    root.mkdir(parents=True, exist_ok=resume_root is not None)
-    _write_manifest(root, source, rest, grid, configs)
-    bar = tqdm(total=len(jobs), unit="run", desc=f"grid of {len(configs)}", dynamic_ncols=True)
-    cells = [cell for cell, _ in configs]
+    if before is not None:
+        before()
+    bar = tqdm(total=len(jobs), unit="run", desc=desc, dynamic_ncols=True)
     try:
         with _signals(_interrupt, signal.SIGTERM, signal.SIGHUP):  # stop as Ctrl-C does
             if workers == 0:
@@ -492,20 +530,15 @@ def compare(
             else:
                 pool.run(jobs, lambda cell: bar.update(1))
     except KeyboardInterrupt:
-        # while the grid winds down, a second Ctrl-C or SIGTERM does not cut it short
+        # while the runs wind down, a second Ctrl-C or SIGTERM does not cut it short
         with _signals(signal.SIG_IGN, signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             pool.stop()
-            for cell in cells:
+            for cell, _ in configs:
                 if cell.status == "pending":
                     cell.status = "stopped"
-            _write_manifest(root, source, rest, grid, configs)
-            write_comparison(root, cells)
-        raise GridStopped(root, [c for c in cells if c.status == "stopped"]) from None
+        raise
     finally:
         bar.close()
-    _write_manifest(root, source, rest, grid, configs)
-    write_comparison(root, cells)
-    return root, sum(c.status == "failed" for c in cells)
 
 
 def _strip(data: dict[str, Any]) -> dict[str, Any]:

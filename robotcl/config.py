@@ -91,7 +91,9 @@ class AgentConfig(_Strict):
     load for any agent). The learner receives only the keys its ``__init__`` takes.
     """
 
-    name: str = Field("sac", description="learner: a registered agent name (sac, td3, ppo)")
+    name: str = Field(
+        "sac", description="learner: a registered agent name (sac, td3, ppo; bc: supervised)"
+    )
     learning_rate: float = Field(
         1e-3, gt=0, le=1, description="Adam learning rate (above 1 Adam only diverges)"
     )
@@ -137,7 +139,19 @@ class AgentConfig(_Strict):
     layer_norm: bool = Field(True, description="LayerNorm + tanh after the first layer")
     encoder: EncoderConfig = Field(
         default_factory=EncoderConfig,
-        description="sac, td3 only: observation encoder and its contrastive objective",
+        description="bc, sac, td3 only: observation encoder and its contrastive objective",
+    )
+    expert_data: str | None = Field(
+        None,
+        description="bc only: folder of expert datasets, <task>.npz each (robotcl experts "
+        "writes them; robotcl gap sets this)",
+    )
+    heldout_fraction: float = Field(
+        0.1,
+        ge=0,
+        lt=1,
+        description="bc only: share of each task's expert episodes held out for the action-loss "
+        "matrix",
     )
     reset_buffer: bool = Field(True, description="empty the replay buffer at each task start")
     reset_optimizer: bool = Field(True, description="fresh optimizer state at each task start")
@@ -247,6 +261,42 @@ class PixelsConfig(_Strict):
         return self
 
 
+class ExpertsConfig(_Strict):
+    """Single-task expert runs (``robotcl experts``, ``robotcl gap``): the preset's agent on one
+    task with the ``single`` strategy, cached by suite, task, settings and seed; and their
+    datasets for behaviour cloning."""
+
+    steps_per_task: PositiveInt | None = Field(
+        None, description="env steps of each expert (default: the preset's steps_per_task)"
+    )
+    seed: int = Field(0, ge=0, le=MAX_SEED, description="seed of the expert runs")
+    threshold: float = Field(
+        0.8,
+        ge=0,
+        le=1,
+        description="an expert whose final success is below this is flagged in every table "
+        "that uses it",
+    )
+    episodes: PositiveInt = Field(50, description="episodes in each expert's dataset")
+    noise: NonNegativeFloat = Field(
+        0.1,
+        description="std of Gaussian noise on the expert's actions while its dataset is "
+        "collected (the stored targets are its noise-free actions, as in DART); 0: "
+        "deterministic rollouts",
+    )
+
+
+class GapConfig(_Strict):
+    """The supervised side of ``robotcl gap``: behaviour cloning on the experts' datasets with the
+    RL actor's network shape (agent.net_arch, activation, layer_norm, encoder)."""
+
+    epochs: PositiveFloat = Field(
+        20, description="passes over each task's training rows (its steps: epochs x rows / batch)"
+    )
+    learning_rate: float = Field(1e-3, gt=0, le=1, description="Adam learning rate of BC")
+    batch_size: PositiveInt = Field(256, description="BC minibatch size")
+
+
 class ExperimentConfig(_Strict):
     """One run: a learner and a strategy through a suite, with one seed."""
 
@@ -288,13 +338,16 @@ class ExperimentConfig(_Strict):
         "state (proprioception); pixels need agent.encoder.type=pixels",
     )
     pixels: PixelsConfig = Field(default_factory=PixelsConfig)
+    experts: ExpertsConfig = Field(default_factory=ExpertsConfig)
+    gap: GapConfig = Field(default_factory=GapConfig)
     runs_dir: str = Field("runs", description="root of run directories")
     run_dir: str | None = Field(None, description="exact run directory (default: generated)")
     overwrite: bool = Field(False, description="allow writing into an existing run directory")
     reference: list[str] | None = Field(
         None,
         description="single-task reference runs (run directories or results.json, one per "
-        "seed) for Continual World's AUC forward transfer",
+        "seed) for Continual World's AUC forward transfer; 'experts': the cached experts of "
+        "these settings (robotcl experts)",
     )
     torch_threads: PositiveInt | None = Field(None, description="torch CPU threads")
     progress: bool = Field(True, description="show a progress bar")
@@ -523,8 +576,11 @@ def merge_overrides(
 
 
 def load_config(source: str | None = None, overrides: list[str] | None = None) -> ExperimentConfig:
-    """Preset or YAML file, plus overrides, validated."""
-    return validate_config(merge_overrides(load_source(source), overrides or []))
+    """Preset or YAML file, plus overrides, validated (a ``compare:`` block, the grid that
+    ``robotcl compare`` and ``robotcl gap`` run, is not part of one run's config)."""
+    data = load_source(source)
+    data.pop("compare", None)
+    return validate_config(merge_overrides(data, overrides or []))
 
 
 def unused_settings(config: ExperimentConfig, used: set[str] | None = None) -> list[str]:

@@ -32,7 +32,7 @@ from robotcl.envs.suites import Suite, make_suite
 from robotcl.errors import RunStopped, UserInputError
 from robotcl.evaluation import Evaluator, TaskScore
 from robotcl.learner import unmet_needs
-from robotcl.metrics import compute_metrics
+from robotcl.metrics import compute_metrics, heldout_metrics
 from robotcl.outputs import RunDirectory, TensorBoardLog
 from robotcl.probe import RepresentationProbe
 from robotcl.progress import progress
@@ -145,7 +145,12 @@ class Experiment:
         config = self.config
         if config.torch_threads:
             torch.set_num_threads(config.torch_threads)
-        self.reference = load_reference(config.reference, self.suite.task_names, config.eval.metric)
+        references = config.reference
+        if references == ["experts"]:  # the cached experts of these settings (robotcl experts)
+            from robotcl.experts import finished_experts
+
+            references = finished_experts(config, self.suite.task_names)
+        self.reference = load_reference(references, self.suite.task_names, config.eval.metric)
         extra: dict[str, Any] = {}
         if resume_from is None:
             check_memory(config, self.suite)
@@ -298,6 +303,13 @@ class Experiment:
         data = learner.task_data()
         self.strategy.on_task_end(task, data)
         self._record_memory()
+        if hasattr(learner, "heldout_losses"):  # a supervised learner's held-out action loss
+            row = learner.heldout_losses()
+            self.results.setdefault("L", []).append(row)
+            names = self.suite.task_names
+            losses = {f"heldout/{n}/loss": v for n, v in zip(names, row, strict=True) if v == v}
+            self.tb.scalars(losses, learner.num_timesteps)
+            self._image("cl/heldout_loss_matrix", self.results["L"], loss=True)
         scores = self.evaluate(learner.num_timesteps, task)
         self.results["bounds"].append([begin, learner.num_timesteps])
         for mode, task_scores in scores.items():
@@ -331,13 +343,19 @@ class Experiment:
         if "replay_buffer_bytes" not in memory:  # the allocation, fixed for the run
             memory["replay_buffer_bytes"] = memory_needs(self.config, self.suite)[0]
         memory["peak_process_bytes"] = peak_process_bytes()
-        self.tb.scalars({"memory/strategy_bytes": usage.bytes}, self.learner.num_timesteps)
+        costs = {
+            "memory/strategy_bytes": usage.bytes,
+            "cost/memory_bytes": usage.bytes,
+            "cost/stored_transitions": usage.transitions,
+            "cost/extra_parameters": usage.values,
+        }
+        self.tb.scalars(costs, self.learner.num_timesteps)
 
-    def _image(self, tag: str, rows: list[list[float]]) -> None:
+    def _image(self, tag: str, rows: list[list[float]], loss: bool = False) -> None:
         """A (T, T) matrix whose finished rows are ``rows`` as a TensorBoard image."""
         matrix = np.full((len(self.suite), len(self.suite)), np.nan)
         matrix[: len(rows)] = np.array(rows, dtype=float)
-        self.tb.matrix(tag, matrix, self.suite.task_names, self.learner.num_timesteps)
+        self.tb.matrix(tag, matrix, self.suite.task_names, self.learner.num_timesteps, loss)
 
     def _finish(self) -> None:
         """Metrics from R and the curves, to results and TensorBoard."""
@@ -362,6 +380,9 @@ class Experiment:
             probe = compute_metrics(np.array(P, dtype=float))
             for key in ("acc", "bwt", "forgetting"):
                 metrics[f"probe_{key}"] = probe[key]
+        L = self.results.get("L")
+        if L and len(L) == len(self.suite):
+            metrics.update(heldout_metrics(np.array(L, dtype=float)))
         memory = self.results.get("memory")
         if memory:
             metrics["memory"] = float(memory["strategy"]["bytes"])

@@ -335,6 +335,17 @@ def fwt_auc_interval(
 # --------------------------------------------------------------------------- aggregation
 
 
+def heldout_metrics(L: Any) -> dict[str, float]:
+    """Metrics of a held-out loss matrix L (T x T, row i: after training task i): the final
+    mean loss over tasks (``heldout_loss``) and how much the loss of each earlier task grew from
+    the end of its own training to the end of the sequence (``heldout_loss_increase``, mean over
+    j < T-1; the loss analogue of forgetting, positive when a task was forgotten)."""
+    L = _check_matrix(L)
+    T = L.shape[0]
+    increase = float(np.mean(L[-1, : T - 1] - np.diag(L)[: T - 1])) if T > 1 else _NAN
+    return {"heldout_loss": float(np.mean(L[-1])), "heldout_loss_increase": increase}
+
+
 def compute_metrics(
     R: Any,
     baseline: Any = None,
@@ -414,6 +425,26 @@ def bootstrap_ci(
     alpha = 1.0 - confidence
     low, high = np.quantile(means, [alpha / 2.0, 1.0 - alpha / 2.0])
     return mean, float(low), float(high)
+
+
+def bootstrap_difference(
+    a: Any, b: Any, confidence: float = 0.9, n_resamples: int = 10_000, seed: int = 0
+) -> tuple[float, float, float]:
+    """Mean of ``a`` minus mean of ``b`` (two independent groups of runs, e.g. the RL and the
+    supervised side's seeds) with a percentile-bootstrap interval: each group is resampled on
+    its own. Returns ``(difference, low, high)``; an empty group or a ``nan`` gives ``nan``s."""
+    x, y = _check_1d(a, "a"), _check_1d(b, "b")
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    if not len(x) or not len(y) or np.isnan(x).any() or np.isnan(y).any():
+        return _NAN, _NAN, _NAN
+    diff = float(x.mean() - y.mean())
+    rng = np.random.default_rng(seed)
+    means_x = x[rng.integers(0, len(x), (n_resamples, len(x)))].mean(1)
+    means_y = y[rng.integers(0, len(y), (n_resamples, len(y)))].mean(1)
+    alpha = 1.0 - confidence
+    low, high = np.quantile(means_x - means_y, [alpha / 2.0, 1.0 - alpha / 2.0])
+    return diff, float(low), float(high)
 
 
 def _is_scalar(v: Any) -> bool:

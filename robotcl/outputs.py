@@ -276,9 +276,12 @@ class TensorBoardLog:
         for tag, value in values.items():
             self.writer.add_scalar(tag, value, step)
 
-    def matrix(self, tag: str, matrix: np.ndarray, names: list[str], step: int) -> None:
-        """Log a success matrix (rows: after training task i; columns: task j) as an image."""
-        fig = success_matrix_figure(matrix, names)
+    def matrix(
+        self, tag: str, matrix: np.ndarray, names: list[str], step: int, loss: bool = False
+    ) -> None:
+        """Log a success matrix (rows: after training task i; columns: task j) as an image;
+        ``loss``: a matrix of losses (its own scale, low is good)."""
+        fig = success_matrix_figure(matrix, names, loss)
         self.writer.add_figure(tag, fig, step)
 
     def hparams(self, hparams: dict[str, Any], metrics: dict[str, float]) -> None:
@@ -293,17 +296,22 @@ class TensorBoardLog:
         self.writer.close()
 
 
-def success_matrix_figure(matrix: np.ndarray, names: list[str]) -> plt.Figure:
-    """A heat map of R: unfinished rows are NaN and left blank."""
+def success_matrix_figure(matrix: np.ndarray, names: list[str], loss: bool = False) -> plt.Figure:
+    """A heat map of R (or, ``loss``, of a loss matrix, bright where low): unfinished rows are
+    NaN and left blank."""
     n = len(names)
     fig, ax = plt.subplots(figsize=(1.0 + 0.45 * n, 0.8 + 0.45 * n), dpi=100)
-    ax.imshow(np.ma.masked_invalid(matrix), vmin=0, vmax=1, cmap="viridis")
+    finite = matrix[np.isfinite(matrix)]
+    top = float(finite.max()) if loss and finite.size else 1.0
+    cmap = "viridis_r" if loss else "viridis"
+    ax.imshow(np.ma.masked_invalid(matrix), vmin=0, vmax=top or 1.0, cmap=cmap)
     ax.set_xticks(range(n), names, fontsize=7)
     ax.set_yticks(range(matrix.shape[0]), names[: matrix.shape[0]], fontsize=7)
     ax.set_xlabel("evaluated task j")
     ax.set_ylabel("after training task i")
     for (i, j), v in np.ndenumerate(matrix):
         if np.isfinite(v):
-            ax.text(j, i, f"{v:.1f}", ha="center", va="center", fontsize=6, color="w")
+            text = f"{v:.2g}" if loss else f"{v:.1f}"
+            ax.text(j, i, text, ha="center", va="center", fontsize=6, color="w")
     fig.tight_layout()
     return fig

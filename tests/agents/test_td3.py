@@ -235,7 +235,7 @@ def test_build_learner_passes_only_the_keys_the_learner_takes(tiny):
             ["agent.policy_delay=3"],
             "config key 'agent.policy_delay': not used by agent 'sac'; set it only with agent td3",
         ),
-        (["agent.name=td4"], "config key 'agent.name': unknown agent; known: ppo, sac, td3"),
+        (["agent.name=td4"], "config key 'agent.name': unknown agent; known: bc, ppo, sac, td3"),
     ],
 )
 def test_a_key_the_agent_does_not_take_is_refused_before_anything_is_written(

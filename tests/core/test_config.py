@@ -7,6 +7,7 @@ import re
 
 import pytest
 
+from robotcl.agents.cloning import BCAgent
 from robotcl.agents.ppo import ContinualPPO
 from robotcl.agents.sac import ContinualSAC
 from robotcl.agents.td3 import ContinualTD3
@@ -78,8 +79,9 @@ def test_agent_config_defaults_match_the_learner():
     """Every agent key is taken by a learner, with the config's documented default as that
     learner's own default when built directly; "sac only" / "ppo, sac only" keys by those alone.
     Unmarked keys are shared by SAC and TD3 (with one default); PPO takes some of them with
-    stable-baselines3's PPO defaults of its own."""
-    learners = {"ppo": ContinualPPO, "sac": ContinualSAC, "td3": ContinualTD3}
+    stable-baselines3's PPO defaults of its own, BC (the gap's supervised side, whose network
+    robotcl gap sets from the RL actor's) some with BCLearner's."""
+    learners = {"bc": BCAgent, "ppo": ContinualPPO, "sac": ContinualSAC, "td3": ContinualTD3}
     params = {name: inspect.signature(cls.__init__).parameters for name, cls in learners.items()}
     for name, field in AgentConfig.model_fields.items():
         if name == "name":
@@ -91,7 +93,7 @@ def test_agent_config_defaults_match_the_learner():
         else:
             assert {"sac", "td3"} <= set(users), name
         for agent in users:
-            if agent == "ppo" and not marked:
+            if agent in ("ppo", "bc") and not marked:
                 continue
             default = params[agent][name].default
             default = list(default) if isinstance(default, tuple) else default

@@ -1,0 +1,313 @@
+"""The gap evaluation: experts (cached, flagged), their datasets, the bc agent through the task
+loop, the held-out loss matrix, the gap table's arithmetic, and ``robotcl gap`` end to end.
+
+Runs here use a two-task toy suite (aim at +x or at -x) registered in this process, so every
+grid runs in-process (workers=0).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+from robotcl.checkpoint import latest_checkpoint
+from robotcl.cli import main
+from robotcl.compare import GridRun
+from robotcl.config import load_config, validate_config
+from robotcl.errors import UserInputError
+from robotcl.experiment import Experiment
+from robotcl.experts import Expert, expert_dataset, train_experts
+from robotcl.gap import gap, gap_summary, gap_table
+from robotcl.metrics import bootstrap_difference, heldout_metrics
+from robotcl.outputs import RunDirectory
+
+
+class Aim(gym.Env):
+    """Observe a target x in [-1, 1]; act a; reward -(a - sign x)^2; success when the last
+    step's action is within 0.2 of ``sign * x``. Five steps, a new target each step."""
+
+    observation_space = gym.spaces.Box(-1, 1, (1,), np.float32)
+    action_space = gym.spaces.Box(-1, 1, (1,), np.float32)
+
+    def __init__(self, sign: float = 1.0, render_mode: str | None = None) -> None:
+        self.sign, self.render_mode = sign, render_mode
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.x = self.np_random.uniform(-1, 1, 1).astype(np.float32)
+        return self.x.copy(), {}
+
+    def step(self, action):
+        error = float(action[0] - self.sign * self.x[0])
+        self.x = self.np_random.uniform(-1, 1, 1).astype(np.float32)
+        return self.x.copy(), -(error**2), False, False, {"is_success": abs(error) < 0.2}
+
+
+gym.register("robotcl-test/Aim-v0", entry_point=Aim, max_episode_steps=5)
+
+SUITE = """name: aim
+tasks:
+  - {id: robotcl-test/Aim-v0, name: plus, kwargs: {sign: 1.0}}
+  - {id: robotcl-test/Aim-v0, name: minus, kwargs: {sign: -1.0}}
+"""
+
+SMALL = [
+    "steps_per_task=100",
+    "agent.net_arch=[32,32]",
+    "agent.batch_size=32",
+    "agent.buffer_size=1000",
+    "agent.random_steps=50",
+    "agent.update_after=50",
+    "agent.train_freq=1",
+    "agent.gradient_steps=1",
+    "eval.every_steps=50",
+    "eval.episodes=0",
+    "eval.deterministic_episodes=4",
+    "eval.metric=deterministic",
+    "probe.samples=0",
+    "progress=false",
+    "experts.episodes=6",
+]
+
+
+SAC_ONLY = ("agent.buffer_size", "agent.random_steps", "agent.update_after", "agent.train_freq")
+SAC_ONLY += ("agent.gradient_steps",)
+
+
+def for_bc(args: list[str]) -> list[str]:
+    """The toy's overrides less the keys that the bc agent does not take."""
+    return [a for a in args if a.partition("=")[0] not in SAC_ONLY]
+
+
+@pytest.fixture
+def aim(tmp_path) -> list[str]:
+    suite = tmp_path / "aim.yaml"
+    suite.write_text(SUITE)
+    return [f"suite={suite}", f"runs_dir={tmp_path / 'runs'}", *SMALL]
+
+
+def scripted_data(folder: Path, episodes: int = 40) -> None:
+    """A perfect expert's data for both tasks: the action is sign * x."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    for name, sign in (("plus", 1.0), ("minus", -1.0)):
+        x = rng.uniform(-1, 1, (episodes * 5, 1)).astype(np.float32)
+        np.savez(
+            folder / f"{name}.npz",
+            observations=x,
+            actions=sign * x,
+            episodes=np.repeat(np.arange(episodes), 5),
+        )
+
+
+# -- experts --------------------------------------------------------------------------------------
+
+
+def test_experts_are_cached_and_a_second_call_trains_nothing(aim, tmp_path):
+    config = load_config(None, aim)
+    first = train_experts(config, workers=0)
+    assert [e.task for e in first] == ["plus", "minus"]
+    assert [e.status for e in first] == ["done", "done"]
+    assert all(e.run_dir.parent.parent.name == "aim" for e in first)  # <suite>/<task>/<key>
+    assert json.loads((first[0].run_dir / "expert.json").read_text())["task"] == "plus"
+    stamps = {e.task: (e.run_dir / "results.json").stat().st_mtime_ns for e in first}
+    again = train_experts(config, workers=0)
+    assert [e.status for e in again] == ["cached", "cached"]
+    assert {e.task: (e.run_dir / "results.json").stat().st_mtime_ns for e in again} == stamps
+    assert [e.success for e in again] == [e.success for e in first]
+    # other agent settings are another expert; the strategy of the preset is not part of it
+    other = load_config(None, [*aim, "agent.learning_rate=0.01"])
+    assert train_experts(other, workers=0)[0].run_dir != first[0].run_dir
+    same = load_config(None, [*aim, "strategy=ewc"])
+    assert [e.status for e in train_experts(same, workers=0)] == ["cached", "cached"]
+    # a run of the same settings takes them as its forward-transfer reference
+    run_dir = tmp_path / "with-reference"
+    assert main(["run", *aim, "reference=experts", f"run_dir={run_dir}"]) == 0
+    metrics = json.loads((run_dir / "results.json").read_text())["metrics"]
+    assert "fwt_auc" in metrics and len(metrics["reference_auc"][0]) == 2
+
+
+def test_reference_experts_without_experts_is_one_line(aim, tmp_path, capsys):
+    assert main(["run", *aim, "reference=experts", "agent.learning_rate=0.02"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "reference=experts: no finished expert of plus" in err[0]
+    assert not (tmp_path / "runs").exists()
+
+
+def test_an_expert_below_its_threshold_is_flagged_in_the_table():
+    weak = Expert("minus", Path("/x"), "done", success=0.25, threshold=0.8)
+    good = Expert("plus", Path("/y"), "done", success=1.0, threshold=0.8)
+    assert weak.flagged and not good.flagged
+    assert Expert("t", Path("/z"), "failed").flagged  # no result at all
+    summary = {"finetune": _entry({"acc": [0.5]}, {"acc": [0.1]})}
+    text = gap_table(summary, [good, weak])
+    assert "minus: 0.25 < 0.8" in text and "plus:" not in text.split("threshold")[1]
+
+
+def test_an_expert_dataset_has_its_provenance_and_noise_free_targets(aim):
+    config = load_config(None, aim)
+    expert = train_experts(config, workers=0)[0]
+    path = expert_dataset(expert, episodes=3, noise=0.5, seed=0)
+    info = json.loads(path.with_suffix(".json").read_text())
+    assert info["expert_run"] == str(expert.run_dir) and info["transitions"] == 15
+    assert info["noise"] == 0.5 and info["episodes"] == 3 and len(info["sha256"]) == 64
+    with np.load(path) as data:
+        assert data["observations"].shape == (15, 1)  # the one-hot left out
+        assert data["episodes"].tolist() == [e for e in range(3) for _ in range(5)]
+        # the targets are the expert's own deterministic actions on those observations
+        run = Experiment(validate_config(RunDirectory(expert.run_dir).read_config()))
+        run.prepare(latest_checkpoint(expert.run_dir / "checkpoints"))
+        obs = np.concatenate([data["observations"], np.ones((15, 1), np.float32)], 1)
+        np.testing.assert_allclose(run.learner.act(obs, True), data["actions"], atol=1e-6)
+    again = expert_dataset(expert, episodes=3, noise=0.5, seed=0)
+    assert again == path and json.loads(again.with_suffix(".json").read_text()) == info
+
+
+# -- the bc agent ---------------------------------------------------------------------------------
+
+
+def test_bc_learns_each_task_from_expert_data_and_keeps_a_heldout_loss_matrix(aim, tmp_path):
+    data = tmp_path / "data"
+    scripted_data(data)
+    run_dir = tmp_path / "bc"
+    args = [*for_bc(aim), "agent.name=bc", f"agent.expert_data={data}", "steps_per_task=400"]
+    args += ["agent.learning_rate=0.003", "eval.deterministic_episodes=10", "strategy=finetune"]
+    assert main(["run", *args, f"run_dir={run_dir}"]) == 0
+    results = json.loads((run_dir / "results.json").read_text())
+    R = np.array(results["R"]["deterministic"]["success"])
+    assert R[0, 0] >= 0.8 and R[1, 1] >= 0.8  # each task learned from its expert's data
+    L = np.array(results["L"])  # held-out action MSE, rows: after task i
+    assert L.shape == (2, 2) and L[0, 0] < 0.01 and L[1, 1] < 0.01
+    assert L[0, 1] > 0.1  # task 1's head untrained after task 0
+    metrics = results["metrics"]
+    assert metrics["heldout_loss"] == pytest.approx(L[1].mean())
+    assert metrics["heldout_loss_increase"] == pytest.approx(L[1, 0] - L[0, 0])
+    # a resumed run from the first task's checkpoint ends with the same weights' results
+    shutil.rmtree(run_dir / "checkpoints" / "task001")
+    (run_dir / "results.json").unlink()
+    assert main(["run", "--resume", str(run_dir)]) == 0
+    resumed = json.loads((run_dir / "results.json").read_text())
+    assert resumed["L"] == results["L"] and resumed["R"] == results["R"]
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ([], "agent bc learns from expert datasets: set agent.expert_data=DIR"),
+        (["agent.expert_data=/nowhere"], "expert data '/nowhere/plus.npz': not found"),
+        (["agent.ent_coef=0.3"], "config key 'agent.ent_coef': not used by agent 'bc'"),
+    ],
+)
+def test_bc_input_errors_are_one_line_and_write_nothing(aim, tmp_path, capsys, extra, message):
+    assert main(["run", *for_bc(aim), "agent.name=bc", *extra]) == 2
+    errors = [e for e in capsys.readouterr().err.splitlines() if "error" in e]
+    assert len(errors) == 1 and message in errors[0], errors
+    assert not (tmp_path / "runs").exists()
+
+
+def test_bc_refuses_expert_data_of_another_shape(aim, tmp_path, capsys):
+    data = tmp_path / "data"
+    scripted_data(data)
+    x = np.zeros((10, 3), np.float32)
+    np.savez(data / "minus.npz", observations=x, actions=np.zeros((10, 1), np.float32))
+    assert main(["run", *for_bc(aim), "agent.name=bc", f"agent.expert_data={data}"]) == 2
+    err = capsys.readouterr().err
+    assert "minus.npz" in err and "observations of 3" in err and "has 1" in err
+
+
+# -- the gap table ----------------------------------------------------------------------------
+
+
+def _entry(sl: dict[str, list[float]], rl: dict[str, list[float]]) -> dict:
+    """A gap summary entry of made-up runs (through gap_summary's own arithmetic)."""
+    return gap_summary(_cells("sl", sl), _cells("rl", rl))["x"]
+
+
+_ROOT: list[Path] = []
+
+
+def _cells(side: str, metrics: dict[str, list[float]]) -> list[GridRun]:
+    root = _ROOT[0] / side
+    cells = []
+    for seed in range(len(next(iter(metrics.values())))):
+        run = root / f"x-s{seed}"
+        run.mkdir(parents=True, exist_ok=True)
+        values = {k: v[seed] for k, v in metrics.items()}
+        L = [[0.1 * (seed + 1), 0.5], [0.3 * (seed + 1), 0.2]] if side == "sl" else None
+        (run / "results.json").write_text(json.dumps({"metrics": values, "L": L}))
+        cells.append(GridRun("x", seed, str(run), "cpu", status="done"))
+    return cells
+
+
+@pytest.fixture(autouse=True)
+def _made_up_root(tmp_path):
+    _ROOT[:] = [tmp_path / "made-up"]
+
+
+def test_gap_table_arithmetic_on_made_up_runs():
+    sl = {"acc": [0.8, 0.9, 1.0], "bwt": [0.0, -0.1, -0.2], "forgetting": [0.0, 0.1, 0.2]}
+    sl |= {"fwt": [0.0, 0.0, 0.0], "memory": [1024.0, 1024.0, 1024.0]}
+    rl = {"acc": [0.1, 0.3], "bwt": [-0.5, -0.7], "forgetting": [0.5, 0.7], "fwt": [0.1, 0.3]}
+    rl |= {"memory": [2048.0, 4096.0]}
+    entry = _entry(sl, rl)
+    assert entry["sl_runs"] == 3 and entry["rl_runs"] == 2
+    assert entry["sl"]["acc"]["mean"] == pytest.approx(0.9)
+    assert entry["rl"]["acc"]["mean"] == pytest.approx(0.2)
+    diff = entry["diff"]["acc"]
+    assert diff["mean"] == pytest.approx(-0.7)
+    # resampling each side: the extremes are 0.1 - 1.0 and 0.3 - 0.8
+    assert -0.9 - 1e-9 <= diff["low"] <= diff["mean"] <= diff["high"] <= -0.5 + 1e-9
+    assert entry["diff"]["bwt"]["mean"] == pytest.approx(-0.6 + 0.1)
+    assert entry["sl_memory"] == 1024.0 and entry["rl_memory"] == 3072.0
+    np.testing.assert_allclose(entry["heldout_loss_matrix"], [[0.2, 0.5], [0.6, 0.2]])
+    text = gap_table({"x": entry})
+    lines = text.splitlines()
+    assert any(line.split()[:3] == ["x", "SL", "3"] and "1.0 KiB" in line for line in lines)
+    assert any(line.split()[:2] == ["RL-SL", "-0.700"] for line in lines)
+
+
+def test_bootstrap_difference_and_heldout_metrics():
+    diff, low, high = bootstrap_difference([1.0, 1.0], [0.25, 0.25])
+    assert (diff, low, high) == (0.75, 0.75, 0.75)
+    assert all(math.isnan(v) for v in bootstrap_difference([], [1.0]))
+    L = np.array([[0.1, 0.9, 0.9], [0.3, 0.1, 0.9], [0.5, 0.2, 0.1]])
+    out = heldout_metrics(L)
+    assert out["heldout_loss"] == pytest.approx((0.5 + 0.2 + 0.1) / 3)
+    assert out["heldout_loss_increase"] == pytest.approx(((0.5 - 0.1) + (0.2 - 0.1)) / 2)
+
+
+# -- robotcl gap, end to end ----------------------------------------------------------------------
+
+
+def test_gap_runs_both_sides_and_a_second_call_reuses_every_run(aim, tmp_path, capsys):
+    args = ["gap", *aim, "strategies=[finetune,ewc]", "seeds=1", "workers=0", "gap.epochs=5"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    root = Path(out.split("gap: ")[1].split()[0])
+    assert {"gap.txt", "gap.json", "gap.png", "heldout_loss.png", "sl", "rl"} <= {
+        p.name for p in root.iterdir()
+    }
+    record = json.loads((root / "gap.json").read_text())
+    assert set(record["strategies"]) == {"finetune", "ewc"}
+    assert record["strategies"]["ewc"]["sl_memory"] > 0  # its Fisher and anchors
+    assert set(record["datasets"]) == {"plus", "minus"}
+    sl = json.loads((root / "sl" / "finetune-s0" / "results.json").read_text())
+    assert sl["strategy"] == ["finetune"] and len(sl["L"]) == 2
+    rl_config = (root / "rl" / "finetune-s0" / "config.yaml").read_text()
+    assert "name: sac" in rl_config and "reference:" in rl_config
+    stamps = {p: p.stat().st_mtime_ns for p in root.glob("*/*/results.json")}
+    assert len(stamps) == 4
+    assert main(args) == 0
+    assert {p: p.stat().st_mtime_ns for p in root.glob("*/*/results.json")} == stamps
+    assert "finetune" in capsys.readouterr().out
+
+
+def test_gap_refuses_orders_and_references(aim):
+    with pytest.raises(UserInputError, match="orders"):
+        gap(None, [*aim, "orders=random:2"])
