@@ -157,8 +157,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_compare(args: argparse.Namespace) -> int:
     from robotcl.compare import GridStopped, compare
 
-    items = list(args.items)
-    source = items.pop(0) if items and "=" not in items[0] else None
+    source, items = _source_and_items(args.items)
     if args.resume and source:
         raise UserInputError("compare --resume", f"takes no preset ('{source}')", "only GRID_DIR")
     try:
@@ -182,6 +181,8 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 
 def _source_and_items(items: list[str]) -> tuple[str | None, list[str]]:
+    """A leading PRESET or config.yaml (None when the items start with key=value), and the
+    rest."""
     items = list(items)
     return (items.pop(0) if items and "=" not in items[0] else None), items
 
@@ -238,10 +239,10 @@ def _cmd_gap(args: argparse.Namespace) -> int:
         )
         return 130
     print((root / "gap.txt").read_text(), end="")
-    print(f"gap: {root}  (gap.png, heldout_loss.png, sl/, rl/, expert_data/)")
+    print(f"gap: {root}  (gap.png, heldout_loss.png, sl-*/, rl/, expert_data/)")
     print(f"tensorboard --logdir {root}")
     if failed:
-        print(f"robotcl: error: gap: {failed} run(s) failed (see sl/ and rl/)", file=sys.stderr)
+        print(f"robotcl: error: gap: {failed} run(s) failed (see sl-*/ and rl/)", file=sys.stderr)
         return 1
     return 0
 

@@ -291,7 +291,8 @@ class GapConfig(_Strict):
     RL actor's network shape (agent.net_arch, activation, layer_norm, encoder)."""
 
     epochs: PositiveFloat = Field(
-        20, description="passes over each task's training rows (its steps: epochs x rows / batch)"
+        100,
+        description="passes over each task's training rows (its steps: epochs x rows / batch)",
     )
     learning_rate: float = Field(1e-3, gt=0, le=1, description="Adam learning rate of BC")
     batch_size: PositiveInt = Field(256, description="BC minibatch size")

@@ -7,7 +7,7 @@ lifelong learning also work in RL? For every strategy and seed of a preset:
 1. the experts (robotcl.experts): one single-task run a task, cached and reused;
 2. their datasets, gathered into ``<gap>/expert_data`` (``<task>.npz`` + provenance);
 3. the supervised side: a ``robotcl compare`` grid of the ``bc`` agent (behaviour cloning with
-   the RL actor's network shape) on those datasets, ``<gap>/sl``;
+   the RL actor's network shape) on those datasets, ``<gap>/sl-<hash of gap.*>``;
 4. the RL side: the preset's own grid, ``<gap>/rl``, with the experts as its reference runs
    (Continual World's forward transfer);
 5. one table: ACC, memory, BWT, forgetting and FWT (GEM's, the same definition on both sides)
@@ -16,7 +16,8 @@ lifelong learning also work in RL? For every strategy and seed of a preset:
 
 The gap folder is named by a hash of the settings that decide its runs, so running the same
 command again reuses every finished run (and resumes stopped ones), and adding strategies or
-seeds adds only their runs.
+seeds adds only their runs; other ``gap.*`` settings (BC's epochs, learning rate, batch) make
+another supervised grid beside the same RL one. gap.txt and gap.json are of the last call.
 """
 
 from __future__ import annotations
@@ -43,8 +44,10 @@ from robotcl.report import format_table, size_text
 #: the metrics the gap table compares (GEM's FWT: defined the same way on both sides)
 GAP_METRICS = ("acc", "bwt", "forgetting", "fwt")
 SIDES = ("sl", "rl")
-#: keys that do not change what a gap's runs compute (they are left out of its folder's hash)
+#: keys that do not change what a gap's runs compute, or that its grid sets (left out of its
+#: folder's hash; the strategies' own settings are in it)
 UNHASHED = ("seed", "run_dir", "runs_dir", "progress", "torch_threads", "device", "strategy")
+UNHASHED += ("gap",)  # the supervised side's own settings name its grid's folder instead
 
 
 class GapStopped(KeyboardInterrupt):
@@ -55,12 +58,20 @@ class GapStopped(KeyboardInterrupt):
         self.root = root
 
 
+def _key(data: Any, length: int = 10) -> str:
+    return hashlib.sha1(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:length]
+
+
 def gap_root(config: ExperimentConfig) -> Path:
     """The gap's folder: ``<runs_dir>/<name>/gap-<hash of the settings>``."""
     data = {k: v for k, v in config.model_dump().items() if k not in UNHASHED}
-    data = {k: v for k, v in data.items() if k not in (config.model_extra or {})}
-    key = hashlib.sha1(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:10]
-    return (Path(config.runs_dir) / config.name / f"gap-{key}").absolute()
+    return (Path(config.runs_dir) / config.name / f"gap-{_key(data)}").absolute()
+
+
+def grid_folders(config: ExperimentConfig) -> dict[str, str]:
+    """Each side's grid folder in the gap's: ``rl``, and ``sl-<hash of the gap.* settings>``
+    (other BC settings are another supervised grid beside the same RL one)."""
+    return {"sl": f"sl-{_key(config.gap.model_dump(), 6)}", "rl": "rl"}
 
 
 def supervised_config(config: ExperimentConfig, data_folder: Path, rows: int) -> dict[str, Any]:
@@ -115,9 +126,12 @@ def gap(source: str | None, overrides: list[str]) -> tuple[Path, int]:
         math.ceil(p["transitions"] * (1 - base.agent.heldout_fraction)) for p in provenance.values()
     )
     rl = {**_strip(base.model_dump()), "reference": [str(e.run_dir) for e in experts]}
+    grids = {side: root / folder for side, folder in grid_folders(base).items()}
     sources = {
-        "sl": _write_source(root / "sl.yaml", supervised_config(base, data_folder, rows)),
-        "rl": _write_source(root / "rl.yaml", validate_config(rl).model_dump()),
+        "sl": _write_source(
+            grids["sl"].with_suffix(".yaml"), supervised_config(base, data_folder, rows)
+        ),
+        "rl": _write_source(grids["rl"].with_suffix(".yaml"), validate_config(rl).model_dump()),
     }
     items = [f"strategies={json.dumps(grid['strategies'])}", f"seeds={json.dumps(grid['seeds'])}"]
     for key in ("workers", "executor", "ray_address"):
@@ -126,11 +140,11 @@ def gap(source: str | None, overrides: list[str]) -> tuple[Path, int]:
     failed = 0
     try:
         for side in SIDES:  # supervised first: it is the quick one
-            _, side_failed = compare(sources[side], items, root=root / side)
+            _, side_failed = compare(sources[side], items, root=grids[side])
             failed += side_failed
     except KeyboardInterrupt:
         raise GapStopped(root) from None
-    write_gap(root, experts, provenance, base.eval.metric)
+    write_gap(root, grids, experts, provenance, base.eval.metric)
     return root, failed
 
 
@@ -274,24 +288,56 @@ def heldout_figure(summary: dict[str, Any], tasks: list[str]) -> Figure | None:
     return fig
 
 
-def write_gap(root: Path, experts: list[Expert], provenance: dict[str, Any], mode: str) -> str:
+def is_gap(path: str | Path) -> bool:
+    """A ``robotcl gap`` folder (it holds gap.json)."""
+    return (Path(path) / "gap.json").is_file()
+
+
+def gap_report(root: str | Path) -> str:
+    """The gap table of a gap folder, from its grids as they are now (``robotcl report``)."""
+    root = Path(root)
+    try:
+        record = json.loads((root / "gap.json").read_text())
+    except (OSError, ValueError) as exc:
+        raise UserInputError(f"gap '{root}'", f"gap.json cannot be read ({exc})") from None
+    experts = [
+        Expert(e["task"], Path(e["run"]), "cached", e["success"], e["threshold"])
+        for e in record["experts"]
+    ]
+    summary = gap_summary(grid_cells(record["sl_grid"]), grid_cells(record["rl_grid"]))
+    return f"{root}\n" + gap_table(summary, experts)
+
+
+def write_gap(
+    root: Path,
+    grids: dict[str, Path],
+    experts: list[Expert],
+    provenance: dict[str, Any],
+    mode: str,
+) -> str:
     """gap.txt, gap.json, gap.png, heldout_loss.png and TensorBoard (``<gap>/tb``)."""
     from torch.utils.tensorboard import SummaryWriter
 
-    sl_cells, rl_cells = grid_cells(root / "sl"), grid_cells(root / "rl")
+    sl_cells, rl_cells = grid_cells(grids["sl"]), grid_cells(grids["rl"])
     summary = gap_summary(sl_cells, rl_cells)
     text = gap_table(summary, experts)
     atomic_write_text(root / "gap.txt", text + "\n")
     record = {
         "strategies": summary,
         "experts": [
-            {"task": e.task, "run": str(e.run_dir), "success": e.success, "flagged": e.flagged}
+            {
+                "task": e.task,
+                "run": str(e.run_dir),
+                "success": e.success,
+                "threshold": e.threshold,
+                "flagged": e.flagged,
+            }
             for e in experts
         ],
         "metric_mode": mode,
         "datasets": provenance,
-        "sl_grid": str(root / "sl"),
-        "rl_grid": str(root / "rl"),
+        "sl_grid": str(grids["sl"]),
+        "rl_grid": str(grids["rl"]),
     }
     atomic_write_text(root / "gap.json", json.dumps(record, indent=1))
     writer = SummaryWriter(str(root / "tb"))

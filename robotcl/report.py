@@ -112,7 +112,12 @@ def report(run_dirs: list[str]) -> str:
     """One row per run; then, for strategies with several seeds, the mean and 90% interval.
 
     Grid directories (of ``robotcl compare``) given together are combined into one comparison
-    (grids of the same preset made by separate invocations, e.g. one seed per machine)."""
+    (grids of the same preset made by separate invocations, e.g. one seed per machine). Gap
+    folders (of ``robotcl gap``) give their gap tables."""
+    from robotcl.gap import gap_report, is_gap
+
+    if run_dirs and all(is_gap(d) for d in run_dirs):
+        return "\n\n".join(gap_report(d) for d in run_dirs)
     if run_dirs and all(is_grid(d) for d in run_dirs):
         from robotcl.compare import comparison_table, grid_cells
 

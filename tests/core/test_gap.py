@@ -23,7 +23,7 @@ from robotcl.config import load_config, validate_config
 from robotcl.errors import UserInputError
 from robotcl.experiment import Experiment
 from robotcl.experts import Expert, expert_dataset, train_experts
-from robotcl.gap import gap, gap_summary, gap_table
+from robotcl.gap import gap, gap_root, gap_summary, gap_table
 from robotcl.metrics import bootstrap_difference, heldout_metrics
 from robotcl.outputs import RunDirectory
 
@@ -290,14 +290,15 @@ def test_gap_runs_both_sides_and_a_second_call_reuses_every_run(aim, tmp_path, c
     assert main(args) == 0
     out = capsys.readouterr().out
     root = Path(out.split("gap: ")[1].split()[0])
-    assert {"gap.txt", "gap.json", "gap.png", "heldout_loss.png", "sl", "rl"} <= {
+    record = json.loads((root / "gap.json").read_text())
+    sl_grid = Path(record["sl_grid"])
+    assert {"gap.txt", "gap.json", "gap.png", "heldout_loss.png", sl_grid.name, "rl"} <= {
         p.name for p in root.iterdir()
     }
-    record = json.loads((root / "gap.json").read_text())
     assert set(record["strategies"]) == {"finetune", "ewc"}
     assert record["strategies"]["ewc"]["sl_memory"] > 0  # its Fisher and anchors
     assert set(record["datasets"]) == {"plus", "minus"}
-    sl = json.loads((root / "sl" / "finetune-s0" / "results.json").read_text())
+    sl = json.loads((sl_grid / "finetune-s0" / "results.json").read_text())
     assert sl["strategy"] == ["finetune"] and len(sl["L"]) == 2
     rl_config = (root / "rl" / "finetune-s0" / "config.yaml").read_text()
     assert "name: sac" in rl_config and "reference:" in rl_config
@@ -306,8 +307,41 @@ def test_gap_runs_both_sides_and_a_second_call_reuses_every_run(aim, tmp_path, c
     assert main(args) == 0
     assert {p: p.stat().st_mtime_ns for p in root.glob("*/*/results.json")} == stamps
     assert "finetune" in capsys.readouterr().out
+    # other BC settings: another supervised grid beside the same RL one (trained nothing new)
+    assert main([*args[:-1], "gap.epochs=6"]) == 0
+    assert {p: p.stat().st_mtime_ns for p in root.glob("rl/*/results.json")} == {
+        p: t for p, t in stamps.items() if p.parent.parent.name == "rl"
+    }
+    assert len(list(root.glob("sl-*/*/results.json"))) == 4
+    capsys.readouterr()
+    # robotcl report on the gap folder gives its table again
+    assert main(["report", str(root)]) == 0
+    table = capsys.readouterr().out
+    assert (root / "gap.txt").read_text().strip() in table
 
 
 def test_gap_refuses_orders_and_references(aim):
     with pytest.raises(UserInputError, match="orders"):
         gap(None, [*aim, "orders=random:2"])
+
+
+def test_experts_command_prints_each_expert_and_its_dataset(aim, capsys):
+    assert main(["experts", *aim, "workers=0", "experts.threshold=0.0"]) == 0
+    out = capsys.readouterr().out
+    rows = [line.split() for line in out.splitlines()]
+    assert rows[2][:2] == ["plus", "done"] and rows[3][:2] == ["minus", "done"]
+    assert "below" not in out  # threshold 0: nothing flagged
+    assert "plus: 30 transitions" in out and "minus: 30 transitions" in out  # 6 episodes of 5
+    assert main(["experts", *aim, "workers=0"]) == 0
+    out = capsys.readouterr().out
+    assert [line.split()[1] for line in out.splitlines()[2:4]] == ["cached", "cached"]
+    assert main(["experts", *aim, "workers=two"]) == 2
+
+
+def test_the_gap_folder_changes_with_the_settings_of_its_runs_only(aim):
+    root = gap_root(load_config(None, aim))
+    assert gap_root(load_config(None, [*aim, "seed=3", "torch_threads=2"])) == root
+    assert gap_root(load_config(None, [*aim, "strategy=ewc"])) == root  # the grid sets it
+    assert gap_root(load_config(None, [*aim, "ewc.coef=5"])) != root
+    assert gap_root(load_config(None, [*aim, "gap.epochs=3"])) == root  # its own sl-* grid
+    assert gap_root(load_config(None, [*aim, "experts.noise=0.3"])) != root
