@@ -277,7 +277,11 @@ def heldout_figure(summary: dict[str, Any], tasks: list[str]) -> Figure | None:
     top = max(np.nanmax(np.asarray(m)) for m in matrices.values()) or 1.0
     for k, (label, matrix) in enumerate(matrices.items()):
         ax = fig.add_subplot(1, len(matrices), k + 1)
-        image = ax.imshow(np.asarray(matrix), vmin=0, vmax=top, cmap="viridis_r")
+        values = np.asarray(matrix)
+        image = ax.imshow(values, vmin=0, vmax=top, cmap="viridis_r")
+        for (i, j), v in np.ndenumerate(values):
+            color = "w" if v > top / 2 else "k"
+            ax.text(j, i, f"{v:.3f}", ha="center", va="center", fontsize=7, color=color)
         ax.set_title(label, fontsize=8)
         ax.set_xticks(range(len(tasks)), tasks, fontsize=6, rotation=90)
         ax.set_yticks(range(len(tasks)), tasks, fontsize=6)
