@@ -199,20 +199,11 @@ class BCAgent(BCLearner):
             env.close()
         super().start_task(task_id, self.train_sets[task_id])
 
-    def learn_task(self, steps: int, on_step: Callable[[], None] | None = None) -> None:
-        """``steps`` gradient steps, ``on_step()`` after each; losses logged every
-        ``log_every_updates`` (and checked: a NaN loss stops the run)."""
-        self.net.train()
-        for _ in range(steps):
-            out = self.update(self.data.sample(self.batch_size))
-            self.num_timesteps += 1
-            if self.num_timesteps % self.log_every_updates == 0:
-                self._record(out)
-            if on_step is not None:
-                on_step()
-        self.net.eval()
-
-    def _record(self, out: dict[str, torch.Tensor]) -> None:
+    def after_update(self, out: dict[str, torch.Tensor]) -> None:
+        """Every ``log_every_updates`` updates: the losses checked (a NaN loss stops the run)
+        and logged."""
+        if self.num_timesteps % self.log_every_updates:
+            return
         values = {k: float(v.detach()) for k, v in out.items()}
         bad = [f"{k}={v}" for k, v in values.items() if not math.isfinite(v)]
         if bad:

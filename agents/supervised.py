@@ -154,11 +154,15 @@ class BCLearner:
         """``steps`` gradient steps on the current task's data, ``on_step()`` after each."""
         self.net.train()
         for _ in range(steps):
-            self.update(self.data.sample(self.batch_size))
+            out = self.update(self.data.sample(self.batch_size))
             self.num_timesteps += 1
+            self.after_update(out)
             if on_step is not None:
                 on_step()
         self.net.eval()
+
+    def after_update(self, out: dict[str, torch.Tensor]) -> None:
+        """After each of ``learn_task``'s updates, with its losses (logging, health checks)."""
 
     def task_data(self) -> TaskData:
         return TaskData(self.current_task, buffer=self.data)

@@ -380,13 +380,14 @@ def _read_manifest(root: Path) -> dict[str, Any]:
         raise UserInputError(f"grid '{root}'", f"{MANIFEST} is corrupt ({exc})") from None
 
 
-def _cell_finished(cell: GridRun) -> bool:
-    results = Path(cell.run_dir) / "results.json"
+def finished_results(run_dir: str | Path) -> dict[str, Any] | None:
+    """The results of a run that finished every task (metrics written), or None."""
     try:
-        data = json.loads(results.read_text())
+        data = json.loads((Path(run_dir) / "results.json").read_text())
     except (OSError, ValueError):
-        return False
-    return bool(data.get("metrics")) and data.get("completed_tasks") == len(data.get("tasks", []))
+        return None
+    done = data.get("metrics") and data.get("completed_tasks") == len(data.get("tasks", []))
+    return data if done else None
 
 
 def compare(
@@ -463,7 +464,7 @@ def compare(
         data = _cell_config(source, rest, names, seed, run_dir, cell.device, order)
         configs.append((cell, data))
     for cell, _ in configs:
-        if cell.status != "done" or not _cell_finished(cell):
+        if cell.status != "done" or finished_results(cell.run_dir) is None:
             cell.status, cell.error = "pending", None
     _check_cells(configs)
     check_writable(root, "runs_dir")
@@ -552,7 +553,7 @@ def grid_cells(root: str | Path) -> list[GridRun]:
     return [GridRun(**c["cell"]) for c in manifest["cells"]]
 
 
-def _load(cell: GridRun) -> dict[str, Any] | None:
+def cell_results(cell: GridRun) -> dict[str, Any] | None:
     path = Path(cell.run_dir) / "results.json"
     if cell.status != "done" or not path.is_file():
         return None
@@ -566,7 +567,7 @@ def comparison_table(
     a grid of one order), and the failed runs."""
     by_label: dict[str, list[dict]] = {}
     for cell in cells:
-        results = _load(cell)
+        results = cell_results(cell)
         if results is not None:
             by_label.setdefault(cell.label, []).append(results["metrics"])
     rows = [["strategy", "runs", *COLUMNS]]
@@ -600,7 +601,7 @@ def order_spread(cells: list[GridRun]) -> tuple[str, dict[str, Any]] | None:
     order, then their standard deviation and range across orders. None for a grid of one order."""
     means: dict[str, dict[str, list[dict]]] = {}
     for cell in cells:
-        results = _load(cell)
+        results = cell_results(cell)
         if results is not None and cell.order:
             means.setdefault(cell.label, {}).setdefault(cell.order, []).append(results["metrics"])
     if not any(len(orders) > 1 for orders in means.values()):
@@ -635,7 +636,7 @@ def final_success_figure(cells: list[GridRun]) -> Figure | None:
     by_task: dict[str, dict[str, list[float]]] = {}
     tasks: list[str] = []
     for cell in cells:
-        results = _load(cell)
+        results = cell_results(cell)
         if results is None:
             continue
         R = np.asarray(results["R"][results["metric_mode"]]["success"])
@@ -665,7 +666,7 @@ def mean_curves(cells: list[GridRun]) -> tuple[list[dict[str, Any]], list[str]]:
     seeds."""
     grouped: dict[str, list[dict]] = {}
     for cell in cells:
-        results = _load(cell)
+        results = cell_results(cell)
         if results is not None:
             grouped.setdefault(cell.group, []).append(results)
     runs, labels = [], []

@@ -73,10 +73,15 @@ def expert_settings(config: ExperimentConfig, task: str) -> dict[str, Any]:
         "observation": config.observation,
         "pixels": config.pixels.model_dump() if config.observation != "state" else None,
         "agent": config.agent.model_dump(),
-        "steps_per_task": config.experts.steps_per_task or config.steps_per_task,
+        "steps_per_task": expert_steps(config),
         "eval": config.eval.model_dump(),
         "seed": config.experts.seed,
     }
+
+
+def expert_steps(config: ExperimentConfig) -> int:
+    """Env steps of each expert: ``experts.steps_per_task``, or the preset's."""
+    return config.experts.steps_per_task or config.steps_per_task
 
 
 def suite_name(config: ExperimentConfig) -> str:
@@ -101,7 +106,7 @@ def expert_config(config: ExperimentConfig, task: str, run_dir: Path) -> dict[st
         num_tasks=None,
         strategy=["single"],
         seed=config.experts.seed,
-        steps_per_task=config.experts.steps_per_task or config.steps_per_task,
+        steps_per_task=expert_steps(config),
         run_dir=str(run_dir),
         reference=None,
         overwrite=False,
@@ -115,11 +120,10 @@ def expert_config(config: ExperimentConfig, task: str, run_dir: Path) -> dict[st
 
 def expert_success(run_dir: Path) -> float | None:
     """The expert's final success on its task (its eval.metric), or None if unfinished."""
-    try:
-        results = json.loads((run_dir / "results.json").read_text())
-    except (OSError, ValueError):
-        return None
-    if not results.get("metrics") or results.get("completed_tasks") != 1:
+    from robotcl.compare import finished_results
+
+    results = finished_results(run_dir)
+    if results is None:
         return None
     return float(results["R"][results["metric_mode"]]["success"][-1][0])
 

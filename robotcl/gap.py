@@ -33,7 +33,7 @@ import yaml
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from robotcl.compare import GridRun, _strip, compare, grid_cells, parse_grid
+from robotcl.compare import GridRun, _strip, cell_results, compare, grid_cells, parse_grid
 from robotcl.config import ExperimentConfig, load_source, merge_overrides, validate_config
 from robotcl.errors import UserInputError
 from robotcl.experts import Expert, gather_datasets, train_experts
@@ -171,10 +171,9 @@ def _side_metrics(cells: list[GridRun]) -> dict[str, list[dict[str, Any]]]:
     """Each strategy's finished runs: their metrics and held-out loss matrices."""
     out: dict[str, list[dict[str, Any]]] = {}
     for cell in cells:
-        path = Path(cell.run_dir) / "results.json"
-        if cell.status != "done" or not path.is_file():
+        results = cell_results(cell)
+        if results is None:
             continue
-        results = json.loads(path.read_text())
         out.setdefault(cell.label, []).append({**results["metrics"], "L": results.get("L")})
     return out
 
