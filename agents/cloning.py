@@ -210,8 +210,16 @@ class BCAgent(BCLearner):
             raise TrainingDiverged(self.num_timesteps, ", ".join(bad))
         if self.logger is not None:
             for key, value in values.items():
-                self.logger.record(f"train/bc_{key}" if key == "loss" else f"train/{key}", value)
+                self.logger.record(self._tag(key), value)
             self.logger.dump(self.num_timesteps)
+
+    def _tag(self, key: str) -> str:
+        """The TensorBoard tag of a loss of ``update``'s output (SSL: train/ssl/<name>/...)."""
+        if key == "loss":
+            return "train/bc_loss"
+        if key.startswith("ssl_") and self.ssl is not None:
+            return f"train/ssl/{self.ssl.name}/{key.removeprefix('ssl_')}"
+        return f"train/{key}"
 
     @torch.no_grad()
     def act(self, observations: np.ndarray, deterministic: bool = True) -> np.ndarray:
@@ -241,11 +249,19 @@ class BCAgent(BCLearner):
                 "net": self.net.state_dict(),
                 "optimizer": self.optimizer.state_dict(),
                 "ssl": self.ssl.state_dict() if self.ssl is not None else None,
+                "ssl_state": self._ssl_state(),
                 "counters": (self.num_timesteps, self.current_task, self._task_start_step),
+                "n_updates": self.n_updates,
                 "generators": [d.generator.get_state() for d in self.train_sets],
             },
             path,
         )
+
+    def _ssl_state(self) -> dict[str, Any] | None:
+        """What resumes the SSL exactly beside its weights: random states and the memory."""
+        if self.ssl_wiring is None:
+            return None
+        return {"random": self.ssl_wiring.random_states(), "memory": self.ssl_memory}
 
     @classmethod
     def load(cls, path: Any, device: str = "auto", prepare: Callable | None = None) -> BCAgent:
@@ -256,6 +272,10 @@ class BCAgent(BCLearner):
         learner.net.load_state_dict(state["net"])
         if learner.ssl is not None and state["ssl"] is not None:
             learner.ssl.load_state_dict(state["ssl"])
+        if learner.ssl_wiring is not None and state.get("ssl_state") is not None:
+            learner.ssl_wiring.set_random_states(state["ssl_state"]["random"])
+            learner.ssl_memory = learner.ssl_wiring.memory = state["ssl_state"]["memory"]
+        learner.n_updates = state.get("n_updates", learner.num_timesteps)
         learner.reset_optimizers()
         learner.optimizer.load_state_dict(state["optimizer"])
         learner.num_timesteps, learner.current_task, learner._task_start_step = state["counters"]

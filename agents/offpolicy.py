@@ -31,6 +31,8 @@ from stable_baselines3.common.utils import polyak_update
 from robotcl.agents.networks import EncoderExtractor, ImageView, PixelExtractor
 from robotcl.agents.sb3 import ContinualSB3
 from robotcl.agents.ssl_memory import ObservationMemory
+from robotcl.ssl.augment import state_augment
+from robotcl.ssl.wiring import SSLWiring
 from robotcl.strategies.base import TaskData
 
 
@@ -71,6 +73,10 @@ class ContinualOffPolicy(ContinualSB3):
         }
     )
 
+    #: what a contrastive objective may need that these learners give (robotcl.ssl.objective):
+    #: next observations from the replay buffer, the state beside the frames on pixels+proprio
+    ssl_inputs: ClassVar[frozenset[str]] = frozenset({"later", "proprio"})
+
     #: the actor's per-task output layers, for ``parameter_groups()["actor_heads"]``
     actor_head_names: ClassVar[tuple[str, ...]] = ("mu",)
 
@@ -101,7 +107,7 @@ class ContinualOffPolicy(ContinualSB3):
         self.encoder_settings = (
             encoder if encoder and encoder.get("type", "none") != "none" else None
         )
-        self.ssl: Any = None
+        self.ssl_wiring: SSLWiring | None = None
         self.ssl_memory = ObservationMemory(pixel_layout)
 
     @classmethod
@@ -182,35 +188,43 @@ class ContinualOffPolicy(ContinualSB3):
                 net.encoder_gradients = settings["actor_gradients"]
         for net in (self.critic, self.critic_target):
             net.encoder_gradients = settings["critic_gradients"]
-        if settings["objective"] != "none":
-            from robotcl.ssl import OBJECTIVES
-            from robotcl.ssl.augment import state_augment
-
-            generator = torch.Generator().manual_seed(int(self.seed or 0))
-            name = settings["objective"]
-            extra: dict[str, Any] = {}
-            if name == "moco":
-                extra["queue_size"] = settings.get("queue_size", 65_536)
-            if self.pixel_layout is None:
-                encoder, augment = self.encoder, state_augment
-            else:  # the frames' features; the pixel encoder crops at random itself
-                encoder, augment = ImageView(self.encoder), _same_view
-                if name == "crossmodal":
-                    extra["proprio_dim"] = self.pixel_layout.proprio
-            self.ssl = OBJECTIVES[name](encoder, augment, generator, **extra)
-            self.ssl.to(self.device)
-            self._ssl_generator = torch.Generator().manual_seed(int(self.seed or 0) + 1)
-            states = getattr(self, "_ssl_rng_states", None)  # from a saved learner
-            if states is not None:
-                self._ssl_generator.set_state(states[0])
-                generator.set_state(states[1])
+        layout = self.pixel_layout
+        if layout is None:
+            encoder, augment = self.encoder, state_augment
+        else:  # the frames' features; the pixel encoder crops at random itself
+            encoder, augment = ImageView(self.encoder), _same_view
+        self.ssl_wiring = SSLWiring.build(
+            settings,
+            encoder,
+            augment,
+            seed=int(self.seed or 0),
+            device=self.device,
+            provides=frozenset({"later"} | ({"proprio"} if layout and layout.proprio else set())),
+            memory=self.ssl_memory,
+            proprio_dim=layout.proprio if layout is not None else None,
+            learner=type(self).__name__,
+        )
+        states = getattr(self, "_ssl_rng_states", None)  # from a saved learner
+        if self.ssl_wiring is not None and states is not None:
+            self.ssl_wiring.set_random_states(states)
         self.reset_optimizers()
 
     def save(self, path: Any, exclude: Any = None, include: Any = None) -> None:
         """SB3's save, with the SSL random states (memory draws, augmentations) kept."""
-        if self.ssl is not None:
-            self._ssl_rng_states = (self._ssl_generator.get_state(), self.ssl.generator.get_state())
+        if self.ssl_wiring is not None:
+            self._ssl_rng_states = self.ssl_wiring.random_states()
         super().save(path, exclude, include)  # type: ignore[misc]
+
+    @property
+    def ssl(self) -> Any:
+        """The contrastive objective (robotcl.ssl), or None."""
+        return self.ssl_wiring.objective if self.ssl_wiring is not None else None
+
+    @property
+    def ssl_optimizer(self) -> torch.optim.Optimizer | None:
+        """The optimizer of the objective's own parameters (and of the encoder where only the
+        objective trains it), or None."""
+        return self.ssl_wiring.optimizer if self.ssl_wiring is not None else None
 
     @property
     def encoder(self) -> torch.nn.Module | None:
@@ -226,46 +240,33 @@ class ContinualOffPolicy(ContinualSB3):
             return "critic"
         if settings["actor_gradients"]:
             return "actor"
-        return "ssl" if self.ssl is not None else None
+        return "ssl" if self.ssl_wiring is not None else None
 
     def end_task(self) -> None:
         """At the task's end: keep observations for the SSL memory of earlier tasks."""
-        settings = self.encoder_settings
-        if not settings or self.ssl is None or settings["memory_ratio"] == 0:
+        if self.ssl_wiring is None:
             return
         from robotcl.strategies.memory import buffer_rows
 
-        size = self.replay_buffer.size()
-        if size == 0:
-            return
-        pick = torch.randperm(size, generator=self._ssl_generator)[: settings["memory_per_task"]]
-        rows = (buffer_rows(self.replay_buffer, chunk) for chunk in pick.split(1024))
-        # pixel stacks are rebuilt as float: a chunk at a time, compacted as it comes
-        self.ssl_memory.add(
-            self.current_task, ((r.observations, r.next_observations) for r in rows)
-        )
+        def rows(index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            picked = buffer_rows(self.replay_buffer, index)
+            return picked.observations, picked.next_observations
+
+        self.ssl_wiring.remember(self.current_task, self.replay_buffer.size(), rows)
 
     def ssl_term(self, batch: Any, out: dict[str, torch.Tensor]) -> torch.Tensor | None:
-        """The weighted SSL loss of this update (every ``ssl_every`` updates), its loss and
-        accuracy put in ``out``; the batch mixed with earlier tasks' observations when
-        ``memory_ratio`` > 0. Zeroes the SSL optimizer's gradients (call before backward)."""
-        settings = self.encoder_settings
-        if self.ssl is None or self._n_updates % settings["ssl_every"]:
+        """The weighted SSL loss of this update (see :meth:`SSLWiring.term`), or None."""
+        if self.ssl_wiring is None:
             return None
-        from robotcl.ssl import SSLBatch
-
-        obs, later = batch.observations, batch.next_observations
-        n_memory = round(settings["memory_ratio"] * len(obs))
-        past = self.ssl_memory.sample(n_memory, self._ssl_generator, self.current_task)
-        if n_memory and past is not None:
-            obs = torch.cat([obs[: len(obs) - n_memory], past[0].to(obs.device)])
-            later = torch.cat([later[: len(later) - n_memory], past[1].to(later.device)])
-        if self.ssl_optimizer is not None:
-            self.ssl_optimizer.zero_grad()
-        proprio = self.encoder.proprio(obs) if self.pixel_layout is not None else None
-        result = self.ssl(SSLBatch(obs=obs, later=later, proprio=proprio))
-        out["ssl_loss"], out["ssl_accuracy"] = result.loss, result.accuracy
-        return settings["ssl_weight"] * result.loss
+        proprio = self.encoder.proprio if self.pixel_layout is not None else None
+        return self.ssl_wiring.term(
+            self._n_updates,
+            self.current_task,
+            batch.observations,
+            batch.next_observations,
+            out,
+            proprio,
+        )
 
     def hooked_step(
         self, loss: torch.Tensor, out: dict[str, torch.Tensor], batch: Any, step_actor: bool = True
@@ -296,13 +297,11 @@ class ContinualOffPolicy(ContinualSB3):
 
     def ssl_step(self) -> None:
         """After the optimizer steps: the SSL optimizer (its heads, W) and momentum updates."""
-        if self.ssl is not None and self._n_updates % self.encoder_settings["ssl_every"] == 0:
-            if self.ssl_optimizer is not None:
-                self.ssl_optimizer.step()
-            self.ssl.after_update()
+        if self.ssl_wiring is not None:
+            self.ssl_wiring.step(self._n_updates)
 
     def _excluded_save_params(self) -> list[str]:
-        return [*super()._excluded_save_params(), "ssl", "ssl_optimizer", "_ssl_generator"]
+        return [*super()._excluded_save_params(), "ssl_wiring"]
 
     def _get_torch_save_params(self) -> tuple[list[str], list[str]]:
         state_dicts, variables = super()._get_torch_save_params()
@@ -360,14 +359,9 @@ class ContinualOffPolicy(ContinualSB3):
                 lr=self.lr_schedule(1),
                 **policy.optimizer_kwargs,
             )
-        if self.ssl is not None:
-            params = self.ssl.own_parameters()
-            if owner == "ssl":
-                params += [p for p in self.encoder.parameters() if p.requires_grad]
-            # MoCo has no parameters of its own: then nothing beyond the encoder to step
-            self.ssl_optimizer = (
-                torch.optim.Adam(params, lr=self.lr_schedule(1)) if params else None
-            )
+        if self.ssl_wiring is not None:
+            encoder = self.encoder if owner == "ssl" else None
+            self.ssl_wiring.reset_optimizer(self.lr_schedule(1), encoder)
 
     def task_data(self) -> TaskData:
         """What the finished task leaves to strategies."""

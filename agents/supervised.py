@@ -7,7 +7,7 @@ fast problem on which the strategy tests show each mechanism.
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 import torch
@@ -15,6 +15,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from robotcl.agents.networks import ACTIVATIONS, TaskHeads, make_trunk, task_index
+from robotcl.agents.ssl_memory import ObservationMemory
+from robotcl.ssl.augment import state_augment
+from robotcl.ssl.wiring import SSLWiring
 from robotcl.strategies.base import Strategy, TaskData
 
 
@@ -85,6 +88,9 @@ class BCLearner:
     capabilities = frozenset(
         {"replay_data", "reference_loss", "policy_distribution", "update", "trunks", "features"}
     )
+    #: what a contrastive objective may need beyond observations that this learner gives: none
+    #: (a dataset of (observation, action) rows has no next observations, no second modality)
+    ssl_inputs: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(
         self,
@@ -106,7 +112,7 @@ class BCLearner:
         self.num_tasks, self.batch_size, self.learning_rate = num_tasks, batch_size, learning_rate
         self.reset_optimizer = reset_optimizer
         settings = encoder if encoder and encoder.get("type", "none") != "none" else None
-        self.encoder_settings, self.ssl = settings, None
+        self.encoder_settings = settings
         module = None
         if settings:
             from gymnasium import spaces
@@ -118,15 +124,19 @@ class BCLearner:
         self.net = MultiHeadPolicy(
             obs_dim, action_dim, num_tasks, list(net_arch), activation, layer_norm, module
         ).to(self.device)
-        if settings and settings["objective"] != "none":
-            if settings["objective"] in ("temporal", "crossmodal"):
-                raise ValueError(f"BCLearner has no data for the {settings['objective']} objective")
-            from robotcl.ssl import OBJECTIVES
-            from robotcl.ssl.augment import state_augment
-
-            generator = torch.Generator().manual_seed(seed)
-            self.ssl = OBJECTIVES[settings["objective"]](module, state_augment, generator)
-            self.ssl.to(self.device)
+        #: observations of finished tasks for the SSL batch (``memory_ratio``)
+        self.ssl_memory = ObservationMemory()
+        self.ssl_wiring = SSLWiring.build(
+            settings,
+            module,
+            state_augment,
+            seed=seed,
+            device=self.device,
+            provides=self.ssl_inputs,
+            memory=self.ssl_memory,
+            learner=type(self).__name__,
+        )
+        self.n_updates = 0  # gradient steps so far (every ``ssl_every``-th computes the SSL loss)
         self.reset_optimizers()
         self.strategy: Strategy = Strategy()
         self.current_task = 0
@@ -144,10 +154,17 @@ class BCLearner:
         if self.reset_optimizer:
             self.reset_optimizers()
 
+    @property
+    def ssl(self) -> Any:
+        """The contrastive objective (robotcl.ssl), or None."""
+        return self.ssl_wiring.objective if self.ssl_wiring is not None else None
+
     def reset_optimizers(self) -> None:
+        """One Adam over the network and the objective's own heads (W, projections): the BC
+        loss always trains the encoder, so the objective needs no optimizer of its own."""
         trainable = [p for p in self.net.parameters() if p.requires_grad]
-        if self.ssl is not None:  # the objective's own heads (W, projections)
-            trainable += self.ssl.own_parameters()
+        if self.ssl_wiring is not None:
+            trainable += self.ssl_wiring.parameters()
         self.optimizer = torch.optim.Adam(trainable, lr=self.learning_rate)
 
     def learn_task(self, steps: int, on_step: Any = None) -> None:
@@ -163,6 +180,19 @@ class BCLearner:
 
     def after_update(self, out: dict[str, torch.Tensor]) -> None:
         """After each of ``learn_task``'s updates, with its losses (logging, health checks)."""
+
+    def end_task(self) -> None:
+        """At the task's end: keep observations for the SSL memory of earlier tasks (a row's
+        "next observation" is itself: the dataset has no trajectories to follow)."""
+        if self.ssl_wiring is None or self.data is None:
+            return
+        observations = self.data.observations
+
+        def rows(index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            picked = observations[index.to(observations.device)]
+            return picked, picked
+
+        self.ssl_wiring.remember(self.current_task, self.data.size(), rows)
 
     def task_data(self) -> TaskData:
         return TaskData(self.current_task, buffer=self.data)
@@ -212,19 +242,18 @@ class BCLearner:
         if penalty is not None:
             loss = loss + penalty
             out["penalty"] = penalty
-        if self.ssl is not None:  # the encoder also learns by contrast (BC's CURL analogue)
-            from robotcl.ssl import SSLBatch
-
-            result = self.ssl(SSLBatch(obs=batch.observations))
-            loss = loss + self.encoder_settings["ssl_weight"] * result.loss
-            out["ssl_loss"], out["ssl_accuracy"] = result.loss, result.accuracy
+        if self.ssl_wiring is not None:  # the encoder also learns by contrast
+            ssl = self.ssl_wiring.term(self.n_updates, task, batch.observations, None, out)
+            if ssl is not None:
+                loss = loss + ssl
         self.optimizer.zero_grad()
         loss.backward()
         self.strategy.adjust_gradients(task)
         self.optimizer.step()
-        if self.ssl is not None:
-            self.ssl.after_update()
+        if self.ssl_wiring is not None:
+            self.ssl_wiring.step(self.n_updates)
         self.strategy.after_step()
+        self.n_updates += 1
         return out
 
     @torch.no_grad()

@@ -11,7 +11,7 @@ nvidia-smi --query-gpu=name,memory.total --format=csv | tee $OUT/gpu.txt
 python3 -c "import mujoco, torch; print('mujoco', mujoco.__version__, 'torch', torch.__version__, 'cuda', torch.cuda.is_available())" | tee -a $OUT/gpu.txt
 # the installed package, not the source tree, must be imported: run from elsewhere
 (cd /tmp && timeout 150 python3 "$REPO/bench/speed.py" --device cuda --updates 1000 --train-steps 3000 2>&1 | tee $OUT/bench.log)
-# one run's device memory, against robotcl.placement's estimate (1 GiB a state run)
+# one run's device memory, against robotcl.study.placement's estimate (1 GiB a state run)
 (cd /tmp && timeout 60 python3 "$REPO/bench/gpu_memory.py" 2>&1 | tee $OUT/gpu_memory.log)
 # what each contrastive objective adds to an update, on the GPU (pixels: bench/pixels.py needs EGL)
 (cd /tmp && timeout 90 python3 "$REPO/bench/ssl_cost.py" --device cuda --updates 200 2>&1 | tee $OUT/ssl.log)

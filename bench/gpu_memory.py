@@ -1,4 +1,4 @@
-"""Device memory of one training run on a GPU, to check robotcl.placement's estimates
+"""Device memory of one training run on a GPU, to check robotcl.study.placement's estimates
 (RUN_DEVICE_BYTES: 1 GiB a state run, 4 GiB a pixel run).
 
 Builds ContinualSAC at the corl-gap sizes (2x256, batch 256) on ``cuda``, fills its replay with
@@ -16,7 +16,7 @@ import os
 import torch
 from speed import fill, sac_pair  # bench/speed.py, beside this script
 
-from robotcl.placement import nvidia_smi
+from robotcl.study.placement import nvidia_smi
 
 
 def process_memory_mib() -> float | None:

@@ -16,7 +16,8 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from robotcl.report import format_table, read_results
+from robotcl.reporting.runs import read_results
+from robotcl.reporting.tables import format_table
 
 
 def first_step(steps: np.ndarray, values: np.ndarray, threshold: float = 0.8) -> str:

@@ -1,12 +1,19 @@
 """Environments of robotcl; importing this registers the gymnasium ids ``robotcl/...``."""
 
+from __future__ import annotations
+
 import warnings
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 import mujoco
 from gymnasium.envs.registration import register, registry
 
 from . import metaworld as _metaworld
 from .dclaw import DCLAW_VALVES
+
+if TYPE_CHECKING:
+    from .dclaw.family import TaskFamily
 
 DCLAW_MAX_EPISODE_STEPS = 40
 
@@ -35,11 +42,18 @@ def dexterous_env_id(task: str) -> str:
     return f"robotcl/Dexterous-{task}-v0"
 
 
-def register_dexterous() -> None:
-    """Register robotcl/Dexterous-<task>-v0 for the 20 tasks of dexterous20."""
-    from .dclaw.dexterous import TASKS
+def register_dexterous(tasks: Iterable[TaskFamily] | None = None) -> list[str]:
+    """Make each of ``tasks`` (default: dexterous20's) a task of the dexterous claw env: known to
+    it by name, and the gymnasium id robotcl/Dexterous-<name>-v0 (40-step episodes); returns the
+    ids. A task is an instance of a :class:`~robotcl.envs.dclaw.family.TaskFamily`; a name
+    already taken by another task is refused."""
+    from .dclaw.dexterous import DEXTEROUS_TASKS, TASKS
 
-    for task in TASKS:
+    ids = []
+    for task in TASKS if tasks is None else tasks:
+        if task.name in DEXTEROUS_TASKS and DEXTEROUS_TASKS.get(task.name) != task:
+            raise ValueError(f"dexterous task '{task.name}' is registered already, as another task")
+        DEXTEROUS_TASKS.register(task.name, task)
         env_id = dexterous_env_id(task.name)
         if env_id not in registry:
             register(
@@ -48,6 +62,8 @@ def register_dexterous() -> None:
                 kwargs={"task": task.name},
                 max_episode_steps=DCLAW_MAX_EPISODE_STEPS,
             )
+        ids.append(env_id)
+    return ids
 
 
 def _mujoco_warning(message: str) -> None:
@@ -70,6 +86,7 @@ __all__ = [
     "DCLAW_VALVES",
     "dclaw_env_id",
     "dexterous_env_id",
+    "register_dexterous",
     "register_envs",
     "route_mujoco_warnings",
 ]

@@ -20,7 +20,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from robotcl.errors import UserInputError
+from robotcl.envs.extras import MissingExtra
 
 #: Continual World's CW10 sequence; CW20 is CW10 twice
 CW10 = (
@@ -45,7 +45,7 @@ def available() -> bool:
 
 def require(what: str) -> None:
     if not available():
-        raise UserInputError(what, "needs Meta-World, which is not installed", EXTRA)
+        raise MissingExtra(what, "needs Meta-World, which is not installed", EXTRA)
 
 
 class ContinualWorldTask(gym.Wrapper):

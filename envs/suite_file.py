@@ -17,15 +17,19 @@ file is named by its path wherever a suite is (``suite=my_suite.yaml``, ``robotc
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import gymnasium as gym
 import yaml
 
+from robotcl.envs.orders import order_names
 from robotcl.errors import UserInputError
 
 SUFFIXES = (".yaml", ".yml")
+Task = TypeVar("Task")
 
 
 def is_suite_file(name: str) -> bool:
@@ -33,10 +37,21 @@ def is_suite_file(name: str) -> bool:
     return name.endswith(SUFFIXES)
 
 
-def load_suite_file(path: str) -> Any:
-    """The :class:`~robotcl.envs.suites.Suite` a suite file describes (first order ``a``)."""
-    from robotcl.envs.suites import Suite, TaskSpec, check_spaces, task_index
+@dataclass(frozen=True)
+class SuiteFile(Generic[Task]):
+    """What a suite file says: its name, its tasks in order (order ``a``), its named orders."""
 
+    name: str
+    tasks: tuple[Task, ...]
+    orders: dict[str, tuple[str, ...]]
+
+
+def read_suite_file(
+    path: str, known: Mapping[str, Task], make_task: Callable[[str, str, dict[str, Any]], Task]
+) -> SuiteFile[Task]:
+    """Read and check the suite file ``path``: a task named by name is ``known[name]``, one given
+    by id is ``make_task(name, id, kwargs)``; each named order must list every task once.
+    (:func:`robotcl.envs.suites.make_suite` makes the suite and checks its spaces.)"""
     where = f"suite file '{path}'"
     try:
         data = yaml.safe_load(Path(path).read_text())
@@ -49,11 +64,12 @@ def load_suite_file(path: str) -> Any:
     unknown = sorted(set(data) - {"name", "tasks", "orders"})
     if unknown:
         raise UserInputError(where, f"unknown key '{unknown[0]}'", "allowed: name, tasks, orders")
-    known = task_index()
-    tasks: list[TaskSpec] = []
+    tasks: list[Task] = []
+    names: list[str] = []
     for k, item in enumerate(data["tasks"]):
         if isinstance(item, str) and item in known:
             tasks.append(known[item])
+            names.append(item)
         elif isinstance(item, str):
             raise UserInputError(
                 where,
@@ -75,10 +91,10 @@ def load_suite_file(path: str) -> Any:
             kwargs = item.get("kwargs") or {}
             if not isinstance(kwargs, dict):
                 raise UserInputError(where, f"task {k}: kwargs must be a mapping")
-            tasks.append(TaskSpec(str(item.get("name", item["id"])), item["id"], kwargs))
+            names.append(str(item.get("name", item["id"])))
+            tasks.append(make_task(names[-1], item["id"], kwargs))
         else:
             raise UserInputError(where, f"task {k} ({item!r}) is neither a name nor {{id: ...}}")
-    names = [t.name for t in tasks]
     repeated = sorted({n for n in names if names.count(n) > 1})
     if repeated:
         raise UserInputError(where, f"task names repeat: {repeated}", "give each a distinct name")
@@ -86,11 +102,9 @@ def load_suite_file(path: str) -> Any:
     if not isinstance(orders, dict) or not all(isinstance(v, list) for v in orders.values()):
         raise UserInputError(where, "orders must map names to lists of task names")
     name = str(data.get("name") or Path(path).stem)
-    suite = Suite(name, tuple(tasks), "a", {str(k): tuple(v) for k, v in orders.items()})
-    for key, order in suite.orders.items():  # each named order lists every task once
+    for key, order in orders.items():  # each named order lists every task once
         try:
-            suite.ordered(list(order))
+            order_names(list(order), names, {}, name)
         except UserInputError as exc:
             raise UserInputError(where, f"orders.{key}: {exc.problem}", exc.allowed) from None
-    check_spaces(suite)
-    return suite
+    return SuiteFile(name, tuple(tasks), {str(k): tuple(v) for k, v in orders.items()})

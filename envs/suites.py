@@ -6,15 +6,20 @@ which multi-head learners use to choose a head (and hide from their trunk).
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
+from gymnasium.envs.registration import load_env_creator
 
 from robotcl.envs import dclaw_env_id, dexterous_env_id  # importing registers the ids
+from robotcl.envs.extras import MissingExtra
+from robotcl.envs.orders import order_names
 from robotcl.envs.pixels import PixelLayout, PixelObservation
+from robotcl.envs.suite_file import is_suite_file, read_suite_file
 from robotcl.errors import UserInputError
 from robotcl.registry import SUITES
 
@@ -45,6 +50,17 @@ class TaskSpec:
     name: str
     env_id: str
     kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+def takes_size(env_id: str) -> bool:
+    """Whether the env of ``env_id`` is made with ``width`` and ``height`` (its render size), as
+    its entry point's signature says (both named, or ``**kwargs``)."""
+    creator = gym.spec(env_id).entry_point
+    if isinstance(creator, str):
+        creator = load_env_creator(creator)
+    params = inspect.signature(creator).parameters.values()
+    named = {p.name for p in params}
+    return {"width", "height"} <= named or any(p.kind is p.VAR_KEYWORD for p in params)
 
 
 @dataclass(frozen=True)
@@ -90,12 +106,9 @@ class Suite:
         spec = self.tasks[index]
         if self.observation == "state":
             kwargs = dict(spec.kwargs)
-            if size is not None:
+            if size is not None and takes_size(spec.env_id):  # else the env's own render size
                 kwargs.update(width=size, height=size)
-            try:
-                env = gym.make(spec.env_id, render_mode=render_mode, **kwargs)
-            except TypeError:  # an env without width and height: its own render size
-                env = gym.make(spec.env_id, render_mode=render_mode, **spec.kwargs)
+            env = gym.make(spec.env_id, render_mode=render_mode, **kwargs)
         else:
             size = self.pixel_size
             env = gym.make(
@@ -108,8 +121,6 @@ class Suite:
     def ordered(self, order: str | list[str]) -> Suite:
         """The suite in ``order``: one of its named orders, an explicit list of all its task
         names, or ``shuffle:I`` (the permutation numpy's generator seeded I draws)."""
-        from robotcl.envs.orders import order_names
-
         names = order_names(order, self.task_names, self.orders, self.name)
         by_name = {t.name: t for t in self.tasks}
         label = order if isinstance(order, str) else "[" + ",".join(order) + "]"
@@ -195,8 +206,6 @@ def make_suite(
     :mod:`robotcl.envs.suite_file`), in ``order``; optionally keep only ``tasks`` (by name, in
     that order), then only the first ``num_tasks``; ``observation`` "pixels" or
     "pixels+proprio" renders every task (``pixel_size`` square, ``frames`` stacked)."""
-    from robotcl.envs.suite_file import is_suite_file, load_suite_file
-
     suite = load_suite_file(name) if is_suite_file(name) else SUITES.get(name)()
     suite = suite.ordered(order)
     if tasks:
@@ -206,16 +215,26 @@ def make_suite(
 
 
 def task_index() -> dict[str, TaskSpec]:
-    """Every task of the registered suites by name (what a suite file may list by name)."""
+    """Every task of the registered suites by name (what a suite file may list by name); the
+    suites whose optional dependency is not installed are left out."""
     index: dict[str, TaskSpec] = {}
     for name in SUITES:
         try:
             suite = SUITES.get(name)()
-        except Exception:  # noqa: BLE001  (a suite whose optional extra is missing)
+        except MissingExtra:
             continue
         for task in suite.tasks:
             index.setdefault(task.name, task)
     return index
+
+
+def load_suite_file(path: str) -> Suite:
+    """The suite a suite file describes (first order ``a``; :mod:`robotcl.envs.suite_file`), its
+    tasks' spaces checked."""
+    read = read_suite_file(path, task_index(), TaskSpec)
+    suite = Suite(read.name, read.tasks, "a", read.orders)
+    check_spaces(suite)
+    return suite
 
 
 def check_spaces(suite: Suite) -> None:

@@ -1,3 +1,3 @@
 """robotcl: lifelong reinforcement learning for robot manipulation."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

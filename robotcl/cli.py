@@ -119,9 +119,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.resume:
         if args.items:
             raise UserInputError("run --resume", "takes no preset or overrides", "only RUN_DIR")
-        from robotcl.experiment import resume
+        from robotcl.experiment import resume, run_config
+        from robotcl.study.references import reference_runs
 
-        run_dir, results = resume(args.resume, announce=_announce)
+        references = reference_runs(run_config(args.resume))
+        run_dir, results = resume(args.resume, announce=_announce, reference_runs=references)
     else:
         source = None
         overrides = list(args.items)
@@ -135,18 +137,20 @@ def _cmd_run(args: argparse.Namespace) -> int:
                 + ", ".join(f"{k}.*" for k in unused)
             )
         from robotcl.experiment import Experiment, run
+        from robotcl.study.references import reference_runs
 
+        references = reference_runs(config)
         if args.dry_run:
             import yaml
 
             from robotcl.outputs import RunDirectory
 
-            Experiment(config).prepare()  # refuses what a real run refuses
+            Experiment(config, references).prepare()  # refuses what a real run refuses
             RunDirectory.check(config)
             print(yaml.safe_dump(config.model_dump(), sort_keys=False), end="")
             return 0
-        run_dir, results = run(config, announce=_announce)
-    from robotcl.report import report
+        run_dir, results = run(config, announce=_announce, reference_runs=references)
+    from robotcl.reporting.runs import report
 
     print(f"run directory: {run_dir.path}")
     print(report([str(run_dir.path)]))
@@ -155,14 +159,19 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from robotcl.compare import GridStopped, compare
+    from robotcl.commands.compare import compare
+    from robotcl.reporting.comparison import write_comparison
+    from robotcl.study.executors import shielded
+    from robotcl.study.grid import GridStopped
 
     source, items = _source_and_items(args.items)
     if args.resume and source:
         raise UserInputError("compare --resume", f"takes no preset ('{source}')", "only GRID_DIR")
     try:
-        root, failed = compare(source, items, resume_root=args.resume)
+        root, cells = compare(source, items, resume_root=args.resume)
     except GridStopped as stop:
+        with shielded():
+            write_comparison(stop.root, stop.cells)
         lines = [f"  {c.label} seed {c.seed}: {c.run_dir}" for c in stop.stopped]
         print("robotcl: stopped runs (each keeps its last checkpoint):", file=sys.stderr)
         print("\n".join(lines), file=sys.stderr)
@@ -171,7 +180,8 @@ def _cmd_compare(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 130
-    print((root / "comparison.txt").read_text(), end="")
+    print(write_comparison(root, cells))
+    failed = sum(c.status == "failed" for c in cells)
     print(f"comparison: {root}  (final_success.png, curves.png, return_curves.png)")
     print(f"tensorboard --logdir {root}")
     if failed:
@@ -188,8 +198,9 @@ def _source_and_items(items: list[str]) -> tuple[str | None, list[str]]:
 
 
 def _cmd_experts(args: argparse.Namespace) -> int:
+    from robotcl.commands.experts import expert_dataset, train_experts
     from robotcl.config import load_config
-    from robotcl.experts import expert_dataset, experts_table, train_experts
+    from robotcl.reporting.tables import experts_table
 
     source, items = _source_and_items(args.items)
     workers = [i for i in items if i.startswith("workers=")]
@@ -225,7 +236,8 @@ def _cmd_experts(args: argparse.Namespace) -> int:
 
 
 def _cmd_gap(args: argparse.Namespace) -> int:
-    from robotcl.gap import GapStopped, gap
+    from robotcl.commands.gap import GapStopped, gap
+    from robotcl.reporting.gap import write_gap
 
     source, items = _source_and_items(args.items)
     try:
@@ -238,7 +250,7 @@ def _cmd_gap(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 130
-    print((root / "gap.txt").read_text(), end="")
+    print(write_gap(root))
     print(f"gap: {root}  (gap.png, heldout_loss.png, sl-*/, rl/, expert_data/)")
     print(f"tensorboard --logdir {root}")
     if failed:
@@ -270,7 +282,7 @@ def _cmd_list(_: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from robotcl.report import report
+    from robotcl.reporting.runs import report
 
     print(report(args.runs))
     return 0
@@ -315,8 +327,8 @@ def _saving(out: str, save: object) -> int:
 def _cmd_plot(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from robotcl.plots import save_curves
-    from robotcl.report import read_results
+    from robotcl.reporting.plots import save_curves
+    from robotcl.reporting.runs import read_results
 
     check_figure_path(args.out)
     runs = [read_results(d) for d in args.runs]

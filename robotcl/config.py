@@ -10,7 +10,7 @@ import inspect
 import re
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import yaml
 from pydantic import (
@@ -40,7 +40,11 @@ class _Strict(BaseModel):
 class EncoderConfig(_Strict):
     """The agent's observation encoder and its contrastive objective (robotcl.ssl). Defaults as
     CURL (Laskin et al. 2020): 50 features, the critic's loss and the SSL loss train the
-    encoder, the actor reads detached features."""
+    encoder, the actor reads detached features. An objective's own settings live under its name
+    (``agent.encoder.moco.queue_size``), validated by its ``Settings`` (:func:`validate_config`)."""
+
+    # extra keys: the settings blocks of registered objectives (checked in validate_config)
+    model_config = ConfigDict(extra="allow", validate_assignment=True, allow_inf_nan=False)
 
     type: Literal["none", "mlp", "pixels"] = Field(
         "none",
@@ -50,12 +54,11 @@ class EncoderConfig(_Strict):
     )
     feature_dim: PositiveInt = Field(50, description="encoder output width (CURL: 50)")
     hidden: PositiveInt = Field(256, description="hidden width of the mlp encoder")
-    objective: Literal["none", "curl", "moco", "simclr", "temporal", "crossmodal"] = Field(
-        "none", description="contrastive objective that also trains the encoder"
-    )
-    queue_size: PositiveInt = Field(
-        65_536,
-        description="moco's queue of negative keys (He et al.: 65,536; its cost grows with it)",
+    objective: str = Field(
+        "none",
+        description="contrastive objective that also trains the encoder: none or a registered "
+        "objective (curl, moco, simclr, temporal, crossmodal); its settings under "
+        "agent.encoder.<objective>.*",
     )
     ssl_weight: NonNegativeFloat = Field(1.0, description="weight of the SSL loss")
     ssl_every: PositiveInt = Field(1, description="compute the SSL loss every N updates")
@@ -72,6 +75,41 @@ class EncoderConfig(_Strict):
         10_000, description="observations kept per finished task for memory_ratio"
     )
 
+    #: keys that moved into an objective's settings: old key -> (objective, key)
+    MOVED_KEYS: ClassVar[dict[str, tuple[str, str]]] = {"queue_size": ("moco", "queue_size")}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _moved_keys(cls, data: Any) -> Any:
+        """An old key still works: its value goes to the objective's block (a default value
+        is dropped, so configs saved with every key load quietly)."""
+        if not isinstance(data, dict) or not any(k in data for k in cls.MOVED_KEYS):
+            return data
+        data = dict(data)
+        for old, (name, key) in cls.MOVED_KEYS.items():
+            if old not in data:
+                continue
+            value = data.pop(old)
+            default = _objectives().get(name).Settings.model_fields[key].default
+            block = dict(data.get(name) or {})
+            if key in block and block[key] != value:
+                raise ValueError(
+                    f"{old}={value} and {name}.{key}={block[key]} disagree; set "
+                    f"agent.encoder.{name}.{key} only ({old} is its old name)"
+                )
+            if value != default or key in block:
+                block[key] = value
+                data[name] = block
+        return data
+
+    @field_validator("objective")
+    @classmethod
+    def _registered(cls, value: str) -> str:
+        objectives = _objectives()
+        if value != "none" and value not in objectives:
+            raise ValueError(f"unknown objective; known: none, {', '.join(objectives)}")
+        return value
+
     @model_validator(mode="after")
     def _objective_needs_an_encoder(self) -> EncoderConfig:
         if self.objective != "none" and self.type == "none":
@@ -79,6 +117,18 @@ class EncoderConfig(_Strict):
                 f"objective={self.objective} trains an encoder; set agent.encoder.type=mlp"
             )
         return self
+
+    def objective_settings(self, name: str | None = None) -> dict[str, Any]:
+        """The settings given under an objective's name (default: the selected objective)."""
+        return dict((self.model_extra or {}).get(name or self.objective) or {})
+
+
+def _objectives() -> Any:
+    """The objective registry, with the built-in objectives registered (they import torch)."""
+    import robotcl.ssl  # noqa: F401
+    from robotcl.registry import OBJECTIVES
+
+    return OBJECTIVES
 
 
 class AgentConfig(_Strict):
@@ -392,11 +442,31 @@ class ExperimentConfig(_Strict):
                 f"observation={self.observation} with agent.encoder.type={encoder}: rendered "
                 "frames need agent.encoder.type=pixels, and that encoder needs them"
             )
-        if self.agent.encoder.objective == "crossmodal" and self.observation != "pixels+proprio":
+        return self
+
+    @model_validator(mode="after")
+    def _objective_gets_its_inputs(self) -> ExperimentConfig:
+        name = self.agent.encoder.objective
+        if name == "none":
+            return self
+        needs = _objectives().get(name).needs
+        if "proprio" in needs and self.observation != "pixels+proprio":
             raise ValueError(
-                f"agent.encoder.objective=crossmodal with observation={self.observation}: it "
+                f"agent.encoder.objective={name} with observation={self.observation}: it "
                 "contrasts the frames with the state of the same step; set "
                 "observation=pixels+proprio"
+            )
+        learner = _agents().get(self.agent.name)
+        missing = sorted(needs - getattr(learner, "ssl_inputs", needs))
+        if missing:
+            from robotcl.ssl.objective import INPUTS
+
+            objectives = _objectives()
+            usable = [n for n in objectives if objectives.get(n).needs <= learner.ssl_inputs]
+            raise ValueError(
+                f"agent.encoder.objective={name} needs "
+                f"{'; '.join(INPUTS.get(m, m) for m in missing)}, "
+                f"which agent {self.agent.name} cannot give; use one of: {', '.join(usable)}"
             )
         return self
 
@@ -529,19 +599,34 @@ def validate_config(data: dict[str, Any]) -> ExperimentConfig:
         raise _format_error(exc, ExperimentConfig) from None
     for name in config.strategy:
         STRATEGIES.get(name)
-    for key, value in (config.model_extra or {}).items():
-        if key not in STRATEGIES:
-            allowed = sorted([*ExperimentConfig.model_fields, *STRATEGIES])
+    _validate_blocks(config, STRATEGIES, "")
+    _validate_blocks(config.agent.encoder, _objectives(), "agent.encoder.")
+    return config
+
+
+def _validate_blocks(model: BaseModel, registry: Any, prefix: str) -> None:
+    """Each extra block of ``model`` (``<prefix><name>``) must name an item of ``registry``
+    (strategies; contrastive objectives) and hold valid settings of it, stored validated so the
+    resolved config lists them."""
+    extra = model.model_extra or {}
+    for key, value in extra.items():
+        if key not in registry:
+            allowed = sorted([*type(model).model_fields, *registry])
             raise UserInputError(
-                f"config key '{key}'", "unknown key", f"allowed: {', '.join(allowed)}"
+                f"config key '{prefix}{key}'", "unknown key", f"allowed: {', '.join(allowed)}"
             )
-        settings_cls = STRATEGIES.get(key).Settings
+        settings_cls = registry.get(key).Settings
         try:
             settings = settings_cls.model_validate(value or {})
         except ValidationError as exc:
-            raise _format_error(exc, settings_cls, prefix=f"{key}.") from None
-        config.model_extra[key] = settings.model_dump()
-    return config
+            raise _format_error(exc, settings_cls, prefix=f"{prefix}{key}.") from None
+        extra[key] = settings.model_dump()
+
+
+def unused_objective_settings(config: ExperimentConfig) -> list[str]:
+    """``agent.encoder.<name>`` settings blocks of objectives other than the selected one."""
+    encoder = config.agent.encoder
+    return sorted(k for k in (encoder.model_extra or {}) if k != encoder.objective)
 
 
 def merge_overrides(
@@ -581,7 +666,15 @@ def load_config(source: str | None = None, overrides: list[str] | None = None) -
     ``robotcl compare`` and ``robotcl gap`` run, is not part of one run's config)."""
     data = load_source(source)
     data.pop("compare", None)
-    return validate_config(merge_overrides(data, overrides or []))
+    config = validate_config(merge_overrides(data, overrides or []))
+    unused = unused_objective_settings(config)
+    if unused:
+        warn(
+            f"settings of objectives other than agent.encoder.objective="
+            f"{config.agent.encoder.objective} are ignored: "
+            + ", ".join(f"agent.encoder.{k}.*" for k in unused)
+        )
+    return config
 
 
 def unused_settings(config: ExperimentConfig, used: set[str] | None = None) -> list[str]:
@@ -603,4 +696,8 @@ def describe(
             continue
         default = field.get_default(call_default_factory=True)
         rows.append((prefix + name, repr(default), field.description or ""))
+    if model is EncoderConfig:  # each objective's settings, under its name
+        objectives = _objectives()
+        for name in objectives:
+            rows += describe(objectives.get(name).Settings, f"{prefix}{name}.")
     return rows

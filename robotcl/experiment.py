@@ -93,8 +93,12 @@ class Experiment:
     can refuse is refused before its directory is made; :meth:`run` then trains.
     """
 
-    def __init__(self, config: ExperimentConfig) -> None:
+    def __init__(self, config: ExperimentConfig, reference_runs: list[str] | None = None) -> None:
+        """``reference_runs``: the single-task runs whose curves ``reference=experts`` stands
+        for, found by the caller (robotcl.study.references); other references are in the
+        config."""
         self.config = config
+        self.reference_runs = reference_runs
         self.run_dir: RunDirectory = None  # type: ignore[assignment]
         self.suite = suite_of(config)
         self.strategy = build_strategy(config)
@@ -146,10 +150,14 @@ class Experiment:
         if config.torch_threads:
             torch.set_num_threads(config.torch_threads)
         references = config.reference
-        if references == ["experts"]:  # the cached experts of these settings (robotcl experts)
-            from robotcl.experts import finished_experts
-
-            references = finished_experts(config, self.suite.task_names)
+        if references == ["experts"]:  # found by the caller: the experiment makes no experts
+            if self.reference_runs is None:
+                raise UserInputError(
+                    "reference=experts",
+                    "an experiment is given its experts' runs by the command that starts it",
+                    "start it with robotcl run, compare or gap",
+                )
+            references = self.reference_runs
         self.reference = load_reference(references, self.suite.task_names, config.eval.metric)
         extra: dict[str, Any] = {}
         if resume_from is None:
@@ -536,24 +544,34 @@ def load_reference(
 
 
 def run(
-    config: ExperimentConfig, announce: Callable[[Path], None] | None = None
+    config: ExperimentConfig,
+    announce: Callable[[Path], None] | None = None,
+    reference_runs: list[str] | None = None,
 ) -> tuple[RunDirectory, dict[str, Any]]:
     """Start a new run: check everything, make its directory, write the config, run the loop.
-    ``announce`` is told the run directory once it exists."""
-    experiment = Experiment(config)
+    ``announce`` is told the run directory once it exists; ``reference_runs``: see
+    :class:`Experiment`."""
+    experiment = Experiment(config, reference_runs)
     experiment.prepare()  # refuses bad settings before anything is written
     run_dir = RunDirectory.create(config)
     return run_dir, _run(experiment, run_dir, announce, write_config=True)
 
 
+def run_config(path: str | Path) -> ExperimentConfig:
+    """The validated config of the run in ``path`` (what :func:`resume` continues)."""
+    return validate_config(RunDirectory(Path(path)).read_config())
+
+
 def resume(
-    path: str | Path, announce: Callable[[Path], None] | None = None
+    path: str | Path,
+    announce: Callable[[Path], None] | None = None,
+    reference_runs: list[str] | None = None,
 ) -> tuple[RunDirectory, dict[str, Any]]:
     """Continue a run from its last finished task."""
     run_dir = RunDirectory(Path(path))
-    config = validate_config(run_dir.read_config())
+    config = run_config(path)
     checkpoint = latest_checkpoint(run_dir.checkpoints)
-    experiment = Experiment(config)
+    experiment = Experiment(config, reference_runs)
     experiment.prepare(checkpoint)  # None: killed during the first task, start it again
     run_dir.lock()
     return run_dir, _run(experiment, run_dir, announce, write_config=False)

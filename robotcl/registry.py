@@ -1,7 +1,9 @@
-"""Name -> class registries for the pluggable parts (suites, learners, strategies).
+"""Name -> class registries for the pluggable parts (suites, learners, strategies, contrastive
+objectives).
 
-Third-party code registers either with the decorator (``@register_strategy("mine")``) or through
-the Python entry-point groups ``robotcl.strategies`` and ``robotcl.agents``, loaded on first use.
+Third-party code registers either with the decorator (``@register_strategy("mine")``,
+``@register_objective("mine")``) or through the Python entry-point groups ``robotcl.strategies``,
+``robotcl.agents`` and ``robotcl.ssl``, loaded on first use.
 """
 
 from __future__ import annotations
@@ -58,6 +60,10 @@ class Registry(Generic[T]):
             )
         return self._items[name]
 
+    def __getitem__(self, name: str) -> T:
+        """``registry[name]``: the same as :meth:`get`."""
+        return self.get(name)
+
     def __contains__(self, name: object) -> bool:
         self._load_entry_points()
         return name in self._items
@@ -80,9 +86,28 @@ def _check_learner(name: str, cls: Any) -> None:
         )
 
 
+def _check_objective(name: str, cls: Any) -> None:
+    """A registered contrastive objective must be an SSLObjective with typed settings."""
+    from robotcl.ssl.objective import ObjectiveSettings, SSLObjective
+
+    settings = getattr(cls, "Settings", None)
+    if not (
+        isinstance(cls, type)
+        and issubclass(cls, SSLObjective)
+        and isinstance(settings, type)
+        and issubclass(settings, ObjectiveSettings)
+    ):
+        raise UserInputError(
+            f"objective '{name}'",
+            f"{getattr(cls, '__name__', cls)} is not a contrastive objective",
+            "subclass robotcl.ssl.SSLObjective, with Settings a robotcl.ssl.ObjectiveSettings",
+        )
+
+
 STRATEGIES: Registry = Registry("strategy", "robotcl.strategies")
 AGENTS: Registry = Registry("agent", "robotcl.agents", check=_check_learner)
 SUITES: Registry = Registry("suite")
+OBJECTIVES: Registry = Registry("objective", "robotcl.ssl", check=_check_objective)
 
 
 def register_strategy(name: str):
@@ -93,3 +118,9 @@ def register_strategy(name: str):
 def register_agent(name: str):
     """Decorator: make a learner class usable by name (``agent.name=...``)."""
     return AGENTS.register(name)
+
+
+def register_objective(name: str):
+    """Decorator: make a :class:`~robotcl.ssl.SSLObjective` subclass usable by name
+    (``agent.encoder.objective=...``, its settings under ``agent.encoder.<name>``)."""
+    return OBJECTIVES.register(name)

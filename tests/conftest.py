@@ -8,19 +8,13 @@ import sys
 
 import pytest
 import torch
+from budgets import TINY_AGENT
 
 torch.set_num_threads(1)
 
 TINY = [
     "num_tasks=2",
-    "steps_per_task=100",
-    "agent.net_arch=[32,32]",
-    "agent.batch_size=32",
-    "agent.buffer_size=1000",
-    "agent.random_steps=50",
-    "agent.update_after=50",
-    "agent.train_freq=1",
-    "agent.gradient_steps=1",
+    *TINY_AGENT,
     "agent.log_every_updates=10",
     "eval.every_steps=50",
     "eval.episodes=2",

@@ -1,6 +1,9 @@
-"""The 20 dexterous tasks of the claw: the ten valve tasks, then ten of four other families.
+"""The dexterous claw env, and dexterous20's tasks: the ten valve tasks, then ten of four other
+families.
 
-Every task shares one observation (25 values, float32) and the claw's action (9 values):
+:class:`DexterousEnv` runs one task of a family (:mod:`robotcl.envs.dclaw.family`) on the claw
+of :class:`~robotcl.envs.dclaw.env.DClawTurnEnv`. Every task shares one observation (25 values,
+float32, :data:`OBSERVATION`) and the claw's action (9 values):
 
 | index | meaning |
 |---|---|
@@ -10,85 +13,80 @@ Every task shares one observation (25 values, float32) and the claw's action (9 
 | 20 | valve angular velocity over the last step (rad/s) |
 | 21, 22 | cos and sin of the goal angle (0, 0 for spin tasks, which have none) |
 | 23 | goal angular velocity (0 for angle tasks) |
-| 24 | error: goal angle - angle, wrapped; goal velocity - last half second's mean (spin) |
+| 24 | the family's error: goal angle - angle, wrapped; goal velocity - last half second's mean |
 
-Families (each on one of the benchmark's valve shapes):
+dexterous20's families (each on one of the benchmark's valve shapes), one file each:
 
-- ``valve``: the benchmark tasks T0..T9, turn from 0 to pi (``valve-T3``);
-- ``back``: turn the other way, to -pi/2 (``back-T3``);
-- ``to90``: turn to another target angle, +pi/2 (``to90-T3``);
-- ``spin``: spin at a target speed, +-0.5 rad/s (``spin-T3``); success: the mean speed over the
-  last two seconds within 0.25 rad/s of the target, and every half second of them turning the
-  goal's way at a third of its speed or more (a regrasp may slow the valve, not stop or reverse
-  it). A random policy: 3 of 200 episodes on spin-T3, 1 on spin-T7 (at 0.75 rad/s, SAC
-  did not learn it in 120k steps);
-- ``heavy``: turn to pi a valve with 10x the damping, or 0.3 N m of dry friction (``sticky-T7``).
+- ``valve`` (``family_turn.py``): the benchmark tasks T0..T9, turn from 0 to pi (``valve-T3``);
+- ``back`` (``family_back.py``): turn the other way, to -pi/2 (``back-T3``);
+- ``to90`` (``family_to90.py``): turn to another target angle, +pi/2 (``to90-T3``);
+- ``spin`` (``family_spin.py``): spin at a target speed, +-0.5 rad/s (``spin-T3``);
+- ``heavy`` (``family_heavy.py``): turn to pi a valve with 10x the damping, or 0.3 N m of dry
+  friction (``sticky-T7``).
 
-Angle tasks keep the benchmark's reward and success (|error| < 0.1 rad at the episode's end); spin
-tasks use the same terms on the error of the last half second's mean speed: -5 e - ||q - reset
-pose|| - ||fast joint velocities|| + 10 [e < 0.5] + 50 [e < 0.25] (rad/s).
+Tasks are known to the env by name once registered (:func:`robotcl.envs.register_dexterous`,
+which also gives each a gymnasium id, ``robotcl/Dexterous-<name>-v0``).
 """
 
 from __future__ import annotations
 
-import math
 from collections import deque
-from dataclasses import dataclass
 from typing import Any
 
 import gymnasium as gym
+import mujoco
 import numpy as np
-from gymnasium import spaces
 
-from .env import (
-    FRAME_SKIP,
-    MAX_OBS_VELOCITY,
-    N_JOINTS,
-    SUCCESS_THRESHOLD,
-    DClawTurnEnv,
-    compute_reward,
-    wrap_angle,
+from robotcl.registry import Registry
+
+# dexterous20's families (importing a family's module registers it)
+from . import family_back, family_heavy, family_spin, family_to90, family_turn  # noqa: F401
+from .env import MAX_OBS_VELOCITY, STEP_SECONDS, DClawTurnEnv, ObservationLayout
+from .family import TaskFamily, family_task
+from .family_spin import SPIN_SPEED
+
+#: the observation of every dexterous task (after the claw's 20 values; see the module docstring)
+OBSERVATION = ObservationLayout(
+    (
+        ("valve_speed", MAX_OBS_VELOCITY),
+        ("goal_cos", 1.0),
+        ("goal_sin", 1.0),
+        ("goal_speed", MAX_OBS_VELOCITY),
+        ("error", MAX_OBS_VELOCITY),
+    )
 )
-from .model import TIMESTEP
 
-STEP_SECONDS = FRAME_SKIP * TIMESTEP  # 0.1 s
-SPIN_SPEED = 0.5  # rad/s: 2 rad in a 4-second episode, a finger stroke every half second
-SPIN_TOLERANCE = 0.25  # rad/s
-SPIN_SEGMENT = 5  # steps (half a second): the speed a spin task's reward and success judge
-SPIN_WINDOW = 20  # steps (two seconds) over which each segment's speed must be on target
-
-
-@dataclass(frozen=True)
-class DexterousTask:
-    """One task: a family, the valve shape, its goal and the valve's physics."""
-
-    name: str
-    family: str
-    valve: str
-    goal_angle: float | None = math.pi  # None: a spin task
-    goal_speed: float = 0.0
-    damping: float | None = None  # valve hinge damping (N m s / rad); None: the model's
-    friction: float = 0.0  # valve hinge dry friction (N m)
-
-
-TASKS: tuple[DexterousTask, ...] = (
-    *(DexterousTask(f"valve-T{k}", "valve", f"T{k}") for k in range(10)),
-    DexterousTask("back-T3", "back", "T3", -math.pi / 2),
-    DexterousTask("back-T7", "back", "T7", -math.pi / 2),
-    DexterousTask("back-T1", "back", "T1", -math.pi / 2),
-    DexterousTask("to90-T3", "to90", "T3", math.pi / 2),
-    DexterousTask("to90-T5", "to90", "T5", math.pi / 2),
-    DexterousTask("spin-T3", "spin", "T3", None, SPIN_SPEED),
-    DexterousTask("spin-T7", "spin", "T7", None, -SPIN_SPEED),
-    DexterousTask("heavy-T3", "heavy", "T3", damping=1.0),
-    DexterousTask("sticky-T7", "heavy", "T7", friction=0.3),
-    DexterousTask("heavy-T5", "heavy", "T5", damping=1.0),
+#: dexterous20's tasks, in its order
+TASKS: tuple[TaskFamily, ...] = (
+    *(family_task("valve", f"T{k}") for k in range(10)),
+    family_task("back", "T3"),
+    family_task("back", "T7"),
+    family_task("back", "T1"),
+    family_task("to90", "T3"),
+    family_task("to90", "T5"),
+    family_task("spin", "T3", goal_speed=SPIN_SPEED),
+    family_task("spin", "T7", goal_speed=-SPIN_SPEED),
+    family_task("heavy", "T3", damping=1.0),
+    family_task("heavy", "T7", "sticky-T7", friction=0.3),
+    family_task("heavy", "T5", damping=1.0),
 )
-BY_NAME = {t.name: t for t in TASKS}
 
 
-class DexterousEnv(DClawTurnEnv):
-    """Task ``task`` of dexterous20 (a name of :data:`TASKS`); see the module docstring."""
+def _check_task(name: str, task: Any) -> None:
+    if not isinstance(task, TaskFamily) or task.name != name:
+        raise ValueError(f"dexterous task '{name}': {task!r} is not a TaskFamily named so")
+
+
+#: the tasks DexterousEnv knows by name (filled by robotcl.envs.register_dexterous)
+DEXTEROUS_TASKS: Registry[TaskFamily] = Registry("dexterous task", check=_check_task)
+
+
+class DexterousEnv(gym.Env):
+    """The registered task ``task`` (a name, e.g. ``back-T3``) on the claw: see the module
+    docstring. ``env.task`` is the task (a :class:`~robotcl.envs.dclaw.family.TaskFamily`),
+    ``env.claw`` the claw env it builds on."""
+
+    metadata = DClawTurnEnv.metadata
 
     def __init__(
         self,
@@ -97,54 +95,55 @@ class DexterousEnv(DClawTurnEnv):
         width: int = 240,
         height: int = 240,
     ) -> None:
-        self.task = BY_NAME[task]
-        super().__init__(self.task.valve, render_mode, width, height)
-        valve_dof = N_JOINTS
-        if self.task.damping is not None:
-            self.model.dof_damping[valve_dof] = self.task.damping
-        self.model.dof_frictionloss[valve_dof] = self.task.friction
-        high = np.empty(25, np.float32)
-        high[:N_JOINTS] = np.float32(math.pi)
-        high[N_JOINTS : 2 * N_JOINTS] = MAX_OBS_VELOCITY
-        high[18:20] = 1.0
-        high[20] = MAX_OBS_VELOCITY
-        high[21:23] = 1.0
-        high[23] = MAX_OBS_VELOCITY
-        high[24] = MAX_OBS_VELOCITY
-        self.observation_space = spaces.Box(-high, high, dtype=np.float32)
-        self._angles: deque[float] = deque(maxlen=SPIN_WINDOW + 1)
+        self.task = DEXTEROUS_TASKS.get(task)
+        self.claw = DClawTurnEnv(self.task.valve, render_mode, width, height, self.task.camera)
+        self.render_mode = render_mode
+        self.action_space = self.claw.action_space
+        self.observation_space = OBSERVATION.space()
+        self._angles: deque[float] = deque(maxlen=max(1, self.task.history) + 1)
+        self.task.configure(self)
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
-        gym.Env.reset(self, seed=seed)  # the claw env's own reset would also observe
-        self._reset_pose()
+        super().reset(seed=seed)
+        self.task.reset(self, self.np_random)
         self._angles.clear()
-        self._angles.append(self.valve_angle)
+        self.record_angle()
         error = self.error()
-        return self._dexterous_obs(error), self._dexterous_info(error)
+        return self.observe(error), self.info(error)
 
     def step(self, action: np.ndarray):
-        self._act(action)
-        self._angles.append(self.valve_angle)
+        self.claw.apply_action(action)
+        self.record_angle()
         error = self.error()
-        if self.task.goal_angle is None:
-            # the benchmark's terms on the speed error (rad/s)
-            reward = compute_reward(
-                self._qpos, self._qvel, error, near=2 * SPIN_TOLERANCE, close=SPIN_TOLERANCE
-            )
-        else:
-            reward = compute_reward(self._qpos, self._qvel, error)
-        return self._dexterous_obs(error), reward, False, False, self._dexterous_info(error)
+        reward = self.task.reward(self, error)
+        return self.observe(error), reward, False, False, self.info(error)
 
-    def place_valve(self, angle: float) -> None:
-        """Put the valve at ``angle``, at rest, as if one step had ended there (for tests of
-        the success test on hand-placed states)."""
-        import mujoco
+    def render(self) -> np.ndarray:
+        return self.claw.render()
 
-        self.data.qpos[N_JOINTS], self.data.qvel[N_JOINTS] = angle, 0.0
-        mujoco.mj_forward(self.model, self.data)
-        self._angles.append(angle)
+    def close(self) -> None:
+        self.claw.close()
 
-    # -- the task's quantities -----------------------------------------------------------------
+    # -- the state the task's rules read ----------------------------------------------------------
+    @property
+    def model(self) -> mujoco.MjModel:
+        return self.claw.model
+
+    @property
+    def valve_angle(self) -> float:
+        return self.claw.valve_angle
+
+    @property
+    def valve_angles(self) -> tuple[float, ...]:
+        """The valve's angle at the end of each of the last steps (and the reset), oldest first:
+        the task's ``history`` + 1 of them, fewer early in an episode."""
+        return tuple(self._angles)
+
+    def record_angle(self) -> None:
+        """Add the valve's angle now to :attr:`valve_angles` (what a reset and every step do at
+        their end)."""
+        self._angles.append(self.valve_angle)
+
     def speed(self, steps: int = 1) -> float:
         """Mean valve speed over the last ``steps`` steps (fewer right after a reset)."""
         angles = self._angles
@@ -153,39 +152,23 @@ class DexterousEnv(DClawTurnEnv):
             return 0.0
         return (angles[-1] - angles[-1 - steps]) / (steps * STEP_SECONDS)
 
+    # -- the task's quantities now ----------------------------------------------------------------
     def error(self) -> float:
-        """Goal angle - angle (wrapped), or goal speed - the last half second's speed (spin)."""
-        if self.task.goal_angle is None:
-            return self.task.goal_speed - self.speed(SPIN_SEGMENT)
-        return wrap_angle(self.task.goal_angle - self.valve_angle)
+        return self.task.error(self)
 
     def success(self) -> bool:
-        if self.task.goal_angle is None:
-            angles = np.asarray(self._angles)
-            if len(angles) <= SPIN_WINDOW:  # two full seconds of spinning
-                return False
-            goal = self.task.goal_speed
-            mean = (angles[-1] - angles[-1 - SPIN_WINDOW]) / (SPIN_WINDOW * STEP_SECONDS)
-            segments = np.diff(angles[::-SPIN_SEGMENT][::-1]) / (SPIN_SEGMENT * STEP_SECONDS)
-            onward = np.sign(goal) * segments >= abs(goal) / 3
-            return bool(abs(goal - mean) < SPIN_TOLERANCE and onward.all())
-        return abs(self.error()) < SUCCESS_THRESHOLD
+        return self.task.success(self, self.error())
 
-    def _dexterous_obs(self, error: float) -> np.ndarray:
-        angle, goal = self.valve_angle, self.task.goal_angle
-        obs = np.empty(25, np.float32)
-        obs[:N_JOINTS] = self._qpos
-        obs[N_JOINTS : 2 * N_JOINTS] = self._qvel
-        obs[18], obs[19] = math.cos(angle), math.sin(angle)
-        obs[20] = self.speed()
-        obs[21:23] = (0.0, 0.0) if goal is None else (math.cos(goal), math.sin(goal))
-        obs[23] = self.task.goal_speed
-        obs[24] = error
-        return obs
+    def observe(self, error: float | None = None) -> np.ndarray:
+        """The observation now (``error``: :meth:`error`, when known)."""
+        error = self.error() if error is None else error
+        return OBSERVATION.observe(self.claw, (self.speed(), *self.task.obs_extras(self), error))
 
-    def _dexterous_info(self, error: float) -> dict[str, Any]:
+    def info(self, error: float | None = None) -> dict[str, Any]:
+        """The step's info now (``error``: :meth:`error`, when known)."""
+        error = self.error() if error is None else error
         return {
-            "is_success": self.success(),
+            "is_success": self.task.success(self, error),
             "valve_angle": self.valve_angle,
             "valve_speed": self.speed(),
             "error": error,

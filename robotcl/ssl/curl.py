@@ -9,27 +9,35 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from robotcl.registry import register_objective
 from robotcl.ssl.encoders import momentum_copy, momentum_update
 from robotcl.ssl.losses import info_nce, top1_accuracy
-from robotcl.ssl.objective import Augment, SSLBatch, SSLObjective, SSLOutput
+from robotcl.ssl.objective import (
+    ObjectiveSettings,
+    SSLBatch,
+    SSLObjective,
+    SSLOutput,
+    momentum_rate,
+)
 
 
+class CURLSettings(ObjectiveSettings):
+    tau: float = momentum_rate(0.05, "key", "Laskin et al. 2020: encoder tau 0.05")
+
+
+@register_objective("curl")
 class CURL(SSLObjective):
-    """``tau``: the key encoder's momentum rate (CURL: 0.05, the critic encoder's target)."""
+    """Bilinear InfoNCE between an observation's query and its momentum key (no temperature,
+    no projection: CURL's own form)."""
 
     name = "curl"
+    Settings = CURLSettings
+    settings: CURLSettings
 
-    def __init__(
-        self,
-        encoder: nn.Module,
-        augment: Augment,
-        generator: torch.Generator | None = None,
-        tau: float = 0.05,
-    ) -> None:
-        super().__init__(encoder, augment, generator)
+    def build(self) -> None:
+        encoder = self.encoder
         self.key_encoder = momentum_copy(encoder)
         self.W = nn.Parameter(torch.rand(encoder.feature_dim, encoder.feature_dim))
-        self.tau = tau
 
     def key_input(self, batch: SSLBatch) -> torch.Tensor:
         """What the key encoder sees: another view of the same observation."""
@@ -44,4 +52,4 @@ class CURL(SSLObjective):
         return SSLOutput(info_nce(logits), top1_accuracy(logits))
 
     def after_update(self) -> None:
-        momentum_update(self.key_encoder, self.encoder, self.tau)
+        momentum_update(self.key_encoder, self.encoder, self.settings.tau)

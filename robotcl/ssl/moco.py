@@ -9,31 +9,40 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch import nn
+from pydantic import Field, PositiveInt
 
+from robotcl.registry import register_objective
 from robotcl.ssl.encoders import momentum_copy, momentum_update
-from robotcl.ssl.objective import Augment, SSLBatch, SSLObjective, SSLOutput
+from robotcl.ssl.objective import ObjectiveSettings, SSLBatch, SSLObjective, SSLOutput
 
 
+class MoCoSettings(ObjectiveSettings):
+    queue_size: PositiveInt = Field(
+        65_536,
+        description="queued negative keys (He et al. 2020: K = 65,536; its cost grows with it)",
+    )
+    temperature: float = Field(0.07, gt=0, description="softmax temperature (He et al.: 0.07)")
+    momentum: float = Field(
+        0.999,
+        ge=0,
+        le=1,
+        description="key encoder momentum m, key = m key + (1 - m) online (He et al.: 0.999)",
+    )
+
+
+@register_objective("moco")
 class MoCo(SSLObjective):
-    """Defaults from the paper: momentum 0.999, 65,536 queued keys, temperature 0.07."""
+    """InfoNCE over one positive key and the queue's negatives."""
 
     name = "moco"
+    Settings = MoCoSettings
+    settings: MoCoSettings
 
-    def __init__(
-        self,
-        encoder: nn.Module,
-        augment: Augment,
-        generator: torch.Generator | None = None,
-        queue_size: int = 65_536,
-        temperature: float = 0.07,
-        momentum: float = 0.999,
-    ) -> None:
-        super().__init__(encoder, augment, generator)
+    def build(self) -> None:
+        encoder, generator = self.encoder, self.generator
         self.key_encoder = momentum_copy(encoder)
-        self.temperature, self.momentum = temperature, momentum
         start = F.normalize(
-            torch.randn(queue_size, encoder.feature_dim, generator=generator), dim=1
+            torch.randn(self.settings.queue_size, encoder.feature_dim, generator=generator), dim=1
         )
         self.register_buffer("queue", start)
         self.register_buffer("pointer", torch.zeros((), dtype=torch.long))
@@ -45,7 +54,7 @@ class MoCo(SSLObjective):
             key = F.normalize(self.key_encoder(self.view(batch.obs)), dim=1)
         positive = (query * key).sum(dim=1, keepdim=True)
         negatives = query @ self.queue.T
-        logits = torch.cat([positive, negatives], dim=1) / self.temperature
+        logits = torch.cat([positive, negatives], dim=1) / self.settings.temperature
         labels = torch.zeros(len(logits), dtype=torch.long, device=logits.device)
         self._keys = key
         accuracy = (logits.argmax(dim=1) == 0).float().mean()
@@ -60,7 +69,7 @@ class MoCo(SSLObjective):
         self.pointer.copy_((self.pointer + len(keys)) % size)
 
     def after_update(self) -> None:
-        momentum_update(self.key_encoder, self.encoder, 1.0 - self.momentum)
+        momentum_update(self.key_encoder, self.encoder, 1.0 - self.settings.momentum)
         if self._keys is not None:
             self.enqueue(self._keys)
             self._keys = None

@@ -3,31 +3,29 @@ observation's positive is the observation ``k`` steps later in the same trajecto
 
 CURL's machinery with another key: the anchor goes through the online encoder, the later
 observation through the momentum target encoder without gradient; bilinear logits and InfoNCE
-against the diagonal.
+against the diagonal. Here k = 1: the learner's next observations.
 """
 
 from __future__ import annotations
 
 import torch
-from torch import nn
 
-from robotcl.ssl.curl import CURL
-from robotcl.ssl.objective import Augment, SSLBatch
+from robotcl.registry import register_objective
+from robotcl.ssl.curl import CURL, CURLSettings
+from robotcl.ssl.objective import SSLBatch, momentum_rate
 
 
+class TemporalSettings(CURLSettings):
+    tau: float = momentum_rate(0.01, "target", "ATC, Stooke et al. 2021: 0.01")
+
+
+@register_objective("temporal")
 class Temporal(CURL):
-    """``tau``: the target encoder's momentum rate (ATC: 0.01)."""
+    """CURL's loss with the next observation as the key."""
 
     name = "temporal"
-
-    def __init__(
-        self,
-        encoder: nn.Module,
-        augment: Augment,
-        generator: torch.Generator | None = None,
-        tau: float = 0.01,
-    ) -> None:
-        super().__init__(encoder, augment, generator, tau)
+    Settings = TemporalSettings
+    needs = frozenset({"later"})
 
     def key_input(self, batch: SSLBatch) -> torch.Tensor:
         """The observations ``k`` steps on."""

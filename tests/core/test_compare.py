@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from robotcl.cli import main
-from robotcl.compare import parse_grid
 from robotcl.errors import UserInputError
 from robotcl.registry import register_strategy
+from robotcl.study.grid import parse_grid
 
 PLUGIN = """
 import os

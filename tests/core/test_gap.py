@@ -12,69 +12,21 @@ import math
 import shutil
 from pathlib import Path
 
-import gymnasium as gym
 import numpy as np
 import pytest
+from aim_task import SMALL, SUITE
 
 from robotcl.checkpoint import latest_checkpoint
 from robotcl.cli import main
-from robotcl.compare import GridRun
+from robotcl.commands.experts import Expert, expert_dataset, train_experts
+from robotcl.commands.gap import gap, gap_root
 from robotcl.config import load_config, validate_config
 from robotcl.errors import UserInputError
 from robotcl.experiment import Experiment
-from robotcl.experts import Expert, expert_dataset, train_experts
-from robotcl.gap import gap, gap_root, gap_summary, gap_table
 from robotcl.metrics import bootstrap_difference, heldout_metrics
 from robotcl.outputs import RunDirectory
-
-
-class Aim(gym.Env):
-    """Observe a target x in [-1, 1]; act a; reward -(a - sign x)^2; success when the last
-    step's action is within 0.2 of ``sign * x``. Five steps, a new target each step."""
-
-    observation_space = gym.spaces.Box(-1, 1, (1,), np.float32)
-    action_space = gym.spaces.Box(-1, 1, (1,), np.float32)
-
-    def __init__(self, sign: float = 1.0, render_mode: str | None = None) -> None:
-        self.sign, self.render_mode = sign, render_mode
-
-    def reset(self, *, seed=None, options=None):
-        super().reset(seed=seed)
-        self.x = self.np_random.uniform(-1, 1, 1).astype(np.float32)
-        return self.x.copy(), {}
-
-    def step(self, action):
-        error = float(action[0] - self.sign * self.x[0])
-        self.x = self.np_random.uniform(-1, 1, 1).astype(np.float32)
-        return self.x.copy(), -(error**2), False, False, {"is_success": abs(error) < 0.2}
-
-
-gym.register("robotcl-test/Aim-v0", entry_point=Aim, max_episode_steps=5)
-
-SUITE = """name: aim
-tasks:
-  - {id: robotcl-test/Aim-v0, name: plus, kwargs: {sign: 1.0}}
-  - {id: robotcl-test/Aim-v0, name: minus, kwargs: {sign: -1.0}}
-"""
-
-SMALL = [
-    "steps_per_task=100",
-    "agent.net_arch=[32,32]",
-    "agent.batch_size=32",
-    "agent.buffer_size=1000",
-    "agent.random_steps=50",
-    "agent.update_after=50",
-    "agent.train_freq=1",
-    "agent.gradient_steps=1",
-    "eval.every_steps=50",
-    "eval.episodes=0",
-    "eval.deterministic_episodes=4",
-    "eval.metric=deterministic",
-    "probe.samples=0",
-    "progress=false",
-    "experts.episodes=6",
-]
-
+from robotcl.reporting.gap import gap_summary, gap_table
+from robotcl.study.cells import Cell
 
 SAC_ONLY = ("agent.buffer_size", "agent.random_steps", "agent.update_after", "agent.train_freq")
 SAC_ONLY += ("agent.gradient_steps",)
@@ -146,7 +98,11 @@ def test_an_expert_below_its_threshold_is_flagged_in_the_table():
     assert weak.flagged and not good.flagged
     assert Expert("t", Path("/z"), "failed").flagged  # no result at all
     summary = {"finetune": _entry({"acc": [0.5]}, {"acc": [0.1]})}
-    text = gap_table(summary, [good, weak])
+    records = [
+        {"task": e.task, "success": e.success, "threshold": e.threshold, "flagged": e.flagged}
+        for e in (good, weak)
+    ]
+    text = gap_table(summary, records)
     assert "minus: 0.25 < 0.8" in text and "plus:" not in text.split("threshold")[1]
 
 
@@ -232,7 +188,7 @@ def _entry(sl: dict[str, list[float]], rl: dict[str, list[float]]) -> dict:
 _ROOT: list[Path] = []
 
 
-def _cells(side: str, metrics: dict[str, list[float]]) -> list[GridRun]:
+def _cells(side: str, metrics: dict[str, list[float]]) -> list[Cell]:
     root = _ROOT[0] / side
     cells = []
     for seed in range(len(next(iter(metrics.values())))):
@@ -240,8 +196,9 @@ def _cells(side: str, metrics: dict[str, list[float]]) -> list[GridRun]:
         run.mkdir(parents=True, exist_ok=True)
         values = {k: v[seed] for k, v in metrics.items()}
         L = [[0.1 * (seed + 1), 0.5], [0.3 * (seed + 1), 0.2]] if side == "sl" else None
-        (run / "results.json").write_text(json.dumps({"metrics": values, "L": L}))
-        cells.append(GridRun("x", seed, str(run), "cpu", status="done"))
+        results = {"metrics": values, "L": L, "tasks": ["a", "b"], "completed_tasks": 2}
+        (run / "results.json").write_text(json.dumps(results))
+        cells.append(Cell("x", seed, str(run), "cpu", status="done"))
     return cells
 
 

@@ -1,4 +1,4 @@
-"""How many runs of a grid go at once and on which device (robotcl.placement)."""
+"""How many runs of a grid go at once and on which device (robotcl.study.placement)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import subprocess
 import pytest
 import torch
 
-from robotcl import placement
-from robotcl.placement import plan, spread
+from robotcl.study import placement
+from robotcl.study.placement import plan, spread
 
 GIB = 2**30
 

@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 import torch
+from fakes import FakeEntryPoint
 
 from robotcl import registry
 from robotcl.cli import main
@@ -48,20 +49,14 @@ def test_readme_custom_strategy_is_complete_and_freezes_the_trunk(tiny, capsys):
     assert main(["list"]) == 0 and "freeze_trunk" in capsys.readouterr().out
 
 
-class _EntryPoint:
-    def __init__(self, name, obj):
-        self.name, self.obj = name, obj
-
-    def load(self):
-        return self.obj
-
-
 def test_entry_point_strategies_are_found_and_listed(monkeypatch):
     class Plugged(Strategy):
         name = "plugged"
 
     monkeypatch.setattr(
-        registry, "entry_points", lambda group: [_EntryPoint("plugged", Plugged)] if group else []
+        registry,
+        "entry_points",
+        lambda group: [FakeEntryPoint("plugged", Plugged)] if group else [],
     )
     fresh = Registry("strategy", "robotcl.strategies")
     fresh.register("finetune", Strategy)

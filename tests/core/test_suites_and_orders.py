@@ -6,12 +6,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import gymnasium as gym
+import numpy as np
 import pytest
 
 from robotcl.cli import main
-from robotcl.compare import parse_grid
-from robotcl.envs.suites import make_suite
+from robotcl.envs.suites import Suite, TaskSpec, make_suite
 from robotcl.errors import UserInputError
+from robotcl.study.grid import parse_grid
 
 TEN = [f"T{k}" for k in range(10)]
 
@@ -128,3 +130,46 @@ def test_a_grid_over_orders_reports_the_spread_across_them(tiny, tmp_path):
     by_order = acc["by_order"]
     assert set(by_order) == {"a", "b"}
     assert acc["min"] == min(by_order.values()) and acc["max"] == max(by_order.values())
+
+
+class SizedButBuggy(gym.Env):
+    """Takes a render size, but its code fails with one other than its own."""
+
+    observation_space = gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
+    action_space = gym.spaces.Box(-1.0, 1.0, (1,), np.float32)
+
+    def __init__(self, render_mode=None, width=240, height=240):
+        if width != 240:
+            raise TypeError("a bug in the task's code")
+
+
+def test_make_env_gives_a_render_size_to_envs_that_take_one_and_hides_no_error():
+    if "test/SizedButBuggy-v0" not in gym.registry:
+        gym.register("test/SizedButBuggy-v0", entry_point=SizedButBuggy)
+    pendulum = Suite("p", (TaskSpec("P", "Pendulum-v1"),))  # no width, height: its own size
+    pendulum.make_env(0, render_mode="rgb_array", size=64).close()
+    buggy = Suite("b", (TaskSpec("B", "test/SizedButBuggy-v0"),))
+    buggy.make_env(0).close()
+    with pytest.raises(TypeError, match="a bug in the task's code"):
+        buggy.make_env(0, size=64)
+
+
+def test_task_index_leaves_out_only_suites_whose_extra_is_missing(monkeypatch):
+    from robotcl.envs import suites
+    from robotcl.envs.extras import MissingExtra
+    from robotcl.registry import Registry
+
+    def broken() -> Suite:
+        raise RuntimeError("a bug in the suite's code")
+
+    def needs_extra() -> Suite:
+        raise MissingExtra("suite 'x'", "needs X, which is not installed", "pip install x")
+
+    registry = Registry("suite")
+    registry.register("dclaw10", suites.dclaw10)
+    registry.register("x", needs_extra)
+    monkeypatch.setattr(suites, "SUITES", registry)
+    assert list(suites.task_index()) == [f"T{k}" for k in range(10)]
+    registry.register("broken", broken)
+    with pytest.raises(RuntimeError, match="a bug in the suite's code"):
+        suites.task_index()

@@ -7,10 +7,12 @@ import math
 import gymnasium as gym
 import numpy as np
 import pytest
+from dexterous_helpers import place_valve
 from gymnasium.utils.env_checker import check_env
 
 from robotcl.envs import dexterous_env_id
-from robotcl.envs.dclaw.dexterous import SPIN_WINDOW, TASKS, DexterousEnv
+from robotcl.envs.dclaw.dexterous import TASKS, DexterousEnv
+from robotcl.envs.dclaw.family_spin import SPIN_WINDOW
 from robotcl.envs.suites import check_spaces, make_suite
 
 
@@ -48,12 +50,12 @@ def test_an_angle_task_succeeds_at_its_goal_and_not_away_from_it(task):
     env = DexterousEnv(task)
     env.reset(seed=0)
     goal = env.task.goal_angle
-    env.place_valve(goal + 0.05)
-    assert env.success() and env._dexterous_info(env.error())["is_success"]
-    assert abs(env._dexterous_obs(env.error())[24]) == pytest.approx(0.05, abs=1e-5)
-    env.place_valve(goal + 0.4)
+    place_valve(env, goal + 0.05)
+    assert env.success() and env.info()["is_success"]
+    assert abs(env.observe()[24]) == pytest.approx(0.05, abs=1e-5)
+    place_valve(env, goal + 0.4)
     assert not env.success()
-    env.place_valve(0.0)  # the start pose is no success for any angle task
+    place_valve(env, 0.0)  # the start pose is no success for any angle task
     assert not env.success()
 
 
@@ -63,27 +65,27 @@ def test_a_spin_task_succeeds_after_two_seconds_at_its_speed_only(task):
     env.reset(seed=0)
     speed, dt = env.task.goal_speed, 0.1
     for k in range(1, SPIN_WINDOW):
-        env.place_valve(speed * dt * k)
+        place_valve(env, speed * dt * k)
         assert not env.success()  # under two seconds of history
-    env.place_valve(speed * dt * SPIN_WINDOW)
+    place_valve(env, speed * dt * SPIN_WINDOW)
     assert env.success() and env.speed(SPIN_WINDOW) == pytest.approx(speed)
     env.reset(seed=0)
     for k in range(1, SPIN_WINDOW + 1):
-        env.place_valve(-speed * dt * k)  # the wrong way round
+        place_valve(env, -speed * dt * k)  # the wrong way round
     assert not env.success()
     env.reset(seed=0)
     for k in range(1, SPIN_WINDOW + 1):
-        env.place_valve(0.3 * speed * dt * k)  # too slow
+        place_valve(env, 0.3 * speed * dt * k)  # too slow
     assert not env.success()
     env.reset(seed=0)
     for k in range(1, SPIN_WINDOW + 1):  # the right mean, but twice the speed, then at rest
-        env.place_valve(2 * speed * dt * min(k, SPIN_WINDOW // 2))
+        place_valve(env, 2 * speed * dt * min(k, SPIN_WINDOW // 2))
     assert env.speed(SPIN_WINDOW) == pytest.approx(speed) and not env.success()
     env.reset(seed=0)
     angle = 0.0
     for k in range(SPIN_WINDOW):  # uneven (a regrasp every half second) but always onward
         angle += speed * dt * (0.5 if k % 5 == 4 else 1.125)
-        env.place_valve(angle)
+        place_valve(env, angle)
     assert env.speed(SPIN_WINDOW) == pytest.approx(speed) and env.success()
 
 

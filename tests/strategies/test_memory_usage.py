@@ -106,7 +106,7 @@ def test_a_stack_sums_its_members(toy):
 def test_a_run_reports_its_strategys_memory_in_results_and_the_report(tiny):
     from robotcl.config import load_config
     from robotcl.experiment import run
-    from robotcl.report import report
+    from robotcl.reporting.runs import report
 
     config = load_config("quick", [*tiny, "strategy=replay", "replay.memory_per_task=30"])
     run_dir, results = run(config)

@@ -1,12 +1,12 @@
-"""``robotcl compare ... executor=ray``: every run of a grid as a task on a Ray cluster.
+"""The Ray executor (``executor=ray``): every cell of a study as a task on a Ray cluster.
 
 Each run is one Ray task that calls the very function a local worker process calls
-(``robotcl.compare._outcome``), so run directories, statuses and the comparison at the end are
-the same. A run whose worker is lost (a node gone, the process killed) is retried by Ray up to
-:data:`RETRIES` times, and a retried run resumes from its last checkpoint in its run directory
-(as ``compare --resume`` does); one that still fails is listed with its error. On a cluster, the
-run directory (``runs_dir``) must be on storage that every node shares, and every node needs
-robotcl installed (``pip install 'robotcl[ray]'``).
+(:func:`robotcl.study.worker.run_cell`), so run directories, statuses and the comparison at
+the end are the same. A run whose worker is lost (a node gone, the process killed) is retried by
+Ray up to :data:`RETRIES` times, and a retried run resumes from its last checkpoint in its run
+directory (as ``compare --resume`` does); one that still fails is listed with its error. On a
+cluster, the run directory (``runs_dir``) must be on storage that every node shares, and every
+node needs robotcl installed (``pip install 'robotcl[ray]'``).
 
 Resources: each run asks for its torch threads as CPUs and, on a cluster with GPUs and a device
 other than ``cpu``, 1/:data:`RUNS_PER_GPU` of a GPU (a state-based run needs about a GiB of it).
@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from robotcl.errors import UserInputError
+from robotcl.study.worker import run_cell
 
 RETRIES = 2
 RUNS_PER_GPU = 4
@@ -36,14 +37,9 @@ def _import_ray() -> Any:
     return ray
 
 
-def _run_cell(config_data: dict[str, Any]) -> tuple[str, str | None]:
-    from robotcl.compare import _outcome
-
-    return _outcome(config_data)
-
-
 class RayWorkers:
-    """The runs of a grid as Ray tasks (the interface of compare's local worker pool)."""
+    """The cells of a study as Ray tasks (the executor interface of
+    :class:`~robotcl.study.local_workers.LocalWorkers`)."""
 
     def __init__(self, address: str | None, gpu_runs: bool) -> None:
         ray = self.ray = _import_ray()
@@ -74,7 +70,7 @@ class RayWorkers:
     def run(self, jobs: list[tuple[Any, dict[str, Any]]], done: Callable[[Any], None]) -> None:
         ray = self.ray
         for cell, data in jobs:
-            task = ray.remote(_run_cell).options(
+            task = ray.remote(run_cell).options(
                 num_cpus=data.get("torch_threads") or 1,
                 num_gpus=self.gpu_share,
                 max_retries=RETRIES,

@@ -1,4 +1,5 @@
-"""Tables of continual-learning metrics from one or more run directories."""
+"""``robotcl report``: tables of continual-learning metrics from run directories, grids and gap
+folders."""
 
 from __future__ import annotations
 
@@ -9,11 +10,12 @@ from typing import Any
 
 from robotcl.errors import UserInputError
 from robotcl.metrics import aggregate
-
-COLUMNS = ("acc", "memory", "bwt", "forgetting", "fwt", "fwt_auc", "final_return", "probe_acc")
-COLUMNS += ("probe_forgetting",)
-#: the columns that are scores (``memory`` is bytes: what the strategy keeps beyond the learner)
-SCORES = tuple(c for c in COLUMNS if c != "memory")
+from robotcl.reporting.comparison import comparison_table
+from robotcl.reporting.gap import gap_report, is_gap
+from robotcl.reporting.study import study_report
+from robotcl.reporting.tables import COLUMNS, format_table, stat_text, value_text
+from robotcl.study.grid import grid_cells, is_grid
+from robotcl.study.records import is_records
 
 
 def read_results(run_dir: str | Path) -> dict[str, Any]:
@@ -73,54 +75,18 @@ def _shape_problem(results: dict[str, Any]) -> str | None:
     return None
 
 
-def size_text(n: float) -> str:
-    """Bytes for a table: 0 B, 12.3 KiB, 4.5 MiB, 1.2 GiB."""
-    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
-        if n >= scale:
-            return f"{n / scale:.1f} {unit}"
-    return f"{n:.0f} B"
-
-
-def _fmt(value: Any, column: str = "") -> str:
-    if not isinstance(value, int | float) or value != value:
-        return "-"
-    return size_text(value) if column == "memory" else f"{value:+.3f}"
-
-
-def stat_text(column: str, stats: dict[str, float] | None) -> str:
-    """A column's mean [90% interval] over runs (memory: the mean size alone)."""
-    if stats is None:
-        return "-"
-    if column == "memory":
-        return size_text(stats["mean"])
-    return f"{stats['mean']:+.3f} [{stats['low']:+.3f}, {stats['high']:+.3f}]"
-
-
-def format_table(rows: list[list[str]]) -> str:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
-
-
-def is_grid(path: str | Path) -> bool:
-    """A ``robotcl compare`` directory (it holds grid.json)."""
-    return (Path(path) / "grid.json").is_file()
-
-
 def report(run_dirs: list[str]) -> str:
     """One row per run; then, for strategies with several seeds, the mean and 90% interval.
 
     Grid directories (of ``robotcl compare``) given together are combined into one comparison
     (grids of the same preset made by separate invocations, e.g. one seed per machine). Gap
-    folders (of ``robotcl gap``) give their gap tables."""
-    from robotcl.gap import gap_report, is_gap
-
+    folders (of ``robotcl gap``) give their gap tables; records folders (``records=`` of a grid)
+    their study report (tables printed, figures written into the folder)."""
     if run_dirs and all(is_gap(d) for d in run_dirs):
         return "\n\n".join(gap_report(d) for d in run_dirs)
+    if run_dirs and all(is_records(d) for d in run_dirs):
+        return "\n\n".join(study_report(d) for d in run_dirs)
     if run_dirs and all(is_grid(d) for d in run_dirs):
-        from robotcl.compare import comparison_table, grid_cells
-
         cells = [cell for d in run_dirs for cell in grid_cells(d)]
         seen: set[tuple[str, int]] = set()
         for cell in cells:
@@ -135,8 +101,6 @@ def report(run_dirs: list[str]) -> str:
     expanded = []
     for d in run_dirs:
         if is_grid(d):
-            from robotcl.compare import grid_cells
-
             expanded += [c.run_dir for c in grid_cells(d) if c.status == "done"]
         else:
             expanded.append(d)
@@ -150,7 +114,7 @@ def report(run_dirs: list[str]) -> str:
         done = f"{r.get('completed_tasks', '?')}/{len(r.get('tasks', []))}"
         rows.append(
             [Path(r["_path"]).name, strategy, str(r.get("seed", "?")), done]
-            + [_fmt(m.get(c), c) for c in COLUMNS]
+            + [value_text(m.get(c), c) for c in COLUMNS]
         )
         groups[(r.get("suite", "?"), strategy)].append(m)
     out = format_table(rows)

@@ -1,0 +1,121 @@
+"""A study outlives its machine: finished cells leave small records, a grid on a fresh clone
+takes them as finished and runs only what is missing, and robotcl report rebuilds the study's
+tables from the committed records alone."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from aim_task import SMALL, SUITE
+
+from robotcl.cli import main
+from robotcl.experiment import load_reference
+from robotcl.metrics import cw_forward_transfer
+from robotcl.study.records import RECORD_FILE
+
+COMMITTED = Path(__file__).parents[1] / "data" / "study-records"
+
+
+@pytest.fixture
+def aim(tmp_path) -> list[str]:
+    suite = tmp_path / "aim.yaml"
+    suite.write_text(SUITE)
+    return [f"suite={suite}", f"runs_dir={tmp_path / 'runs'}", *SMALL]
+
+
+def _records(folder: Path) -> dict[str, dict]:
+    return {p.parent.name: json.loads(p.read_text()) for p in folder.glob(f"*/{RECORD_FILE}")}
+
+
+def test_a_study_stopped_part_way_goes_on_from_its_records_on_a_fresh_clone(aim, tmp_path, capsys):
+    records = tmp_path / "records"
+    grid = ["workers=0", f"records={records}"]
+    # the first piece: finetune's two seeds (the study's other cells are not run yet)
+    assert main(["compare", *aim, "strategies=[finetune]", "seeds=2", *grid]) == 0
+    first = _records(records)
+    assert sorted(r["label"] for r in first.values()) == ["finetune", "finetune"]
+    kept = sorted(p.name for p in next(iter(records.iterdir())).iterdir())
+    assert kept == ["config.yaml", "evaluations.jsonl", RECORD_FILE, "results.json"]
+    stamps = {p: p.stat().st_mtime_ns for p in records.glob("*/results.json")}
+    # a fresh clone: the committed records, no runs directory
+    shutil.rmtree(tmp_path / "runs")
+    capsys.readouterr()
+    assert main(["compare", *aim, "strategies=[finetune,ewc]", "seeds=2", *grid]) == 0
+    out = capsys.readouterr().out
+    rows = {line.split()[0]: line.split()[1] for line in out.splitlines()[2:4]}
+    assert rows == {"finetune": "2", "ewc": "2"}  # every cell in the comparison
+    assert all(p.stat().st_mtime_ns == t for p, t in stamps.items())  # finetune not re-run
+    (root,) = (tmp_path / "runs" / "quick").glob("compare-*")
+    assert sorted(p.name for p in root.iterdir() if p.is_dir() and "-s" in p.name) == [
+        "ewc-s0",
+        "ewc-s1",
+    ]
+    assert sorted(r["label"] for r in _records(records).values()) == ["ewc"] * 2 + ["finetune"] * 2
+    # once everything is recorded, the same piece again runs nothing
+    shutil.rmtree(tmp_path / "runs")
+    assert main(["compare", *aim, "strategies=[ewc]", "seeds=2", *grid]) == 0
+    (root,) = (tmp_path / "runs" / "quick").glob("compare-*")
+    assert not [p for p in root.iterdir() if p.name.startswith("ewc-s")]
+
+
+def test_report_rebuilds_the_study_tables_from_committed_records(tmp_path, capsys):
+    folder = tmp_path / "study"
+    shutil.copytree(COMMITTED, folder)
+    assert main(["report", str(folder)]) == 0
+    out = capsys.readouterr().out
+    results = {
+        name: json.loads((folder / name / "results.json").read_text()) for name in _records(folder)
+    }
+    by_label: dict[str, list[dict]] = {}
+    for name, r in results.items():
+        by_label.setdefault(_records(folder)[name]["label"], []).append(r)
+    lines = out.splitlines()
+    # learnability: the single cells' success at the end of each task's own training
+    singles = sorted(by_label["single"], key=lambda r: r["seed"])
+    for j, task in enumerate(singles[0]["tasks"]):
+        row = next(line.split() for line in lines if line.startswith(task + " "))
+        finals = [r["R"]["deterministic"]["success"][j][j] for r in singles]
+        assert row[1 : 1 + len(finals)] == [f"{v:.2f}" for v in finals]
+    # the strategy table: ACC mean over seeds, and CW forward transfer against the single cells
+    tasks = singles[0]["tasks"]
+    reference = load_reference(
+        [str(folder / n) for n in results if results[n] in singles], tasks, "deterministic"
+    )
+    for label in ("finetune", "ewc"):
+        row = next(line for line in lines if line.startswith(label + " "))
+        runs = by_label[label]
+        acc = np.mean([r["metrics"]["acc"] for r in runs])
+        fwt_auc = np.mean(
+            [
+                cw_forward_transfer(
+                    r["curves"]["steps"],
+                    r["curves"]["deterministic"]["success"],
+                    r["bounds"],
+                    reference,
+                    r["curves"]["training_task"],
+                )[0]
+                for r in runs
+            ]
+        )
+        cells = row.split()
+        assert cells[1] == str(len(runs))
+        assert cells[2] == f"{acc:+.3f}"
+        assert f"{fwt_auc:+.3f}" in row
+    study = json.loads((folder / "study.json").read_text())
+    assert study["records"] == len(results)
+    assert study["strategies"]["finetune"]["acc"]["n"] == 2
+    for name in ("final_success", "matrices", "learnability", "curves", "return_curves"):
+        assert (folder / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_bad_records_folder_is_refused_before_anything_runs(aim, tmp_path, capsys):
+    target = tmp_path / "file"
+    target.write_text("x")
+    assert main(["compare", *aim, "strategies=[finetune]", f"records={target}"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "records" in err[0] and "is a file" in err[0]
+    assert not (tmp_path / "runs").exists()
