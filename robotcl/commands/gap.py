@@ -8,8 +8,8 @@ lifelong learning also work in RL? For every strategy and seed of a preset:
 2. their datasets, gathered into ``<gap>/expert_data`` (``<task>.npz`` + provenance);
 3. the supervised side: a grid of the ``bc`` agent (behaviour cloning with the RL actor's network
    shape) on those datasets, ``<gap>/sl-<hash of gap.*>``;
-4. the RL side: the preset's own grid, ``<gap>/rl``, with ``reference=experts`` (Continual
-   World's forward transfer against the experts);
+4. the RL side: the preset's own grid, ``<gap>/rl`` (its cells are those of ``robotcl compare``
+   with the same preset, same keys: with ``records=`` the two share their records);
 5. ``gap.json``: the experts, the datasets' provenance and both grids, from which
    :mod:`robotcl.reporting.gap` makes the table (ACC, memory, BWT, forgetting, FWT for SL, RL and
    RL - SL with 90% bootstrap intervals over seeds) and its figures.
@@ -19,6 +19,13 @@ The gap folder is named by the study key of the settings that decide its runs
 noise and seed), so running the same command again reuses every finished run (and resumes
 stopped ones), and adding strategies or seeds adds only their runs; other ``gap.*`` settings
 (BC's epochs, learning rate, batch) make another supervised grid beside the same RL one.
+
+With ``records=FOLDER`` every finished cell of both sides leaves a record there, and the gap its
+own ``gap-<key>.json`` (the experts' success, the datasets' provenance, the rows the supervised
+budget is made from). The supervised cells' keys hash what their data is made of
+(``expert_data/data.json``: the experts' keys, episodes, noise, seed), not the data itself, so
+on a fresh clone a gap whose cells all have records trains nothing, not even its experts; the
+experts are trained only when a supervised cell still has to run.
 """
 
 from __future__ import annotations
@@ -33,13 +40,24 @@ import yaml
 from robotcl.commands.experts import Expert, gather_datasets, train_experts
 from robotcl.config import ExperimentConfig, load_source, merge_overrides, validate_config
 from robotcl.errors import UserInputError, warn
+from robotcl.experiment import suite_of
 from robotcl.outputs import atomic_write_text
-from robotcl.study.grid import parse_grid, plan_grid, run_grid, without_grid
-from robotcl.study.keys import KEY_VERSION, result_settings, settings_key
+from robotcl.study.grid import (
+    GridPlan,
+    check_cells,
+    parse_grid,
+    plan_grid,
+    run_grid,
+    without_grid,
+)
+from robotcl.study.keys import DATA_FILE, KEY_VERSION, result_settings, settings_key
+from robotcl.study.records import check_records_folder
+from robotcl.study.references import expert_dir
 
 #: the gap's manifest: experts, datasets and grids (the table is added by robotcl.reporting.gap)
 GAP_FILE = "gap.json"
 KEY_FILE = "key.json"
+SIDES = ("sl", "rl")
 
 
 class GapStopped(KeyboardInterrupt):
@@ -50,22 +68,22 @@ class GapStopped(KeyboardInterrupt):
         self.root = root
 
 
-def rl_config(config: ExperimentConfig) -> ExperimentConfig:
-    """The RL side's settings: the preset with its experts as the reference runs."""
-    return validate_config({**without_grid(config.model_dump()), "reference": ["experts"]})
-
-
 def gap_settings(config: ExperimentConfig) -> dict[str, Any]:
-    """What a gap's runs learn and measure, less the cells' seeds and strategies: the RL side's
-    settings with every strategy settings block given, and the expert datasets' settings."""
-    rl = rl_config(config)
-    settings = result_settings(rl, without=("seed", "strategy"))
+    """What a gap's runs learn and measure, less the cells' seeds and strategies: the preset's
+    settings with every strategy settings block given, and what the expert data is made of
+    (the experts' steps and seed, the datasets' episodes, noise and seed)."""
+    settings = result_settings(config, without=("seed", "strategy"))
     for name in list(config.model_extra or {}):
-        settings[name] = result_settings(validate_config({**rl.model_dump(), "strategy": [name]}))[
-            name
-        ]
+        one = validate_config({**config.model_dump(), "strategy": [name]})
+        settings[name] = result_settings(one)[name]
     data = config.experts
-    settings["expert_data"] = {"episodes": data.episodes, "noise": data.noise, "seed": data.seed}
+    settings["expert_data"] = {
+        "steps_per_task": data.steps_per_task,
+        "experts_seed": data.seed,
+        "episodes": data.episodes,
+        "noise": data.noise,
+        "seed": data.seed,
+    }
     return settings
 
 
@@ -127,9 +145,36 @@ def _write_source(path: Path, data: dict[str, Any]) -> str:
     return str(path)
 
 
+def _declare_data(config: ExperimentConfig, folder: Path, tasks: list[str]) -> None:
+    """``data.json``: what the datasets in ``folder`` are made of (the supervised cells' keys
+    hash it, so they are known before any expert is trained)."""
+    settings = config.experts
+    declared = {
+        "experts": {task: expert_dir(config, task).name for task in tasks},
+        "episodes": settings.episodes,
+        "noise": settings.noise,
+        "seed": settings.seed,
+    }
+    atomic_write_text(folder / DATA_FILE, json.dumps(declared, indent=1))
+
+
+def _gap_record(records: Path | None, key: str) -> dict[str, Any] | None:
+    """The gap's own record in the records folder (its experts, datasets and the rows its
+    supervised budget was made from), or None."""
+    if records is None:
+        return None
+    try:
+        record = json.loads((records / f"gap-{key}.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) and "rows" in record else None
+
+
 def gap(source: str | None, overrides: list[str]) -> tuple[Path, int]:
     """Run (or reuse) the experts and both sides, then write ``gap.json``; return the gap's
-    folder and the number of failed runs. Raises :class:`GapStopped` when interrupted."""
+    folder and the number of failed runs. With ``records=`` (a grid key) a gap whose cells all
+    have records trains nothing, not even its experts. Raises :class:`GapStopped` when
+    interrupted."""
     grid, rest = parse_grid(overrides, load_source(source).get("compare"))
     if grid["orders"] is not None:
         raise UserInputError("orders", "the gap compares one task order", "drop orders=")
@@ -138,7 +183,9 @@ def gap(source: str | None, overrides: list[str]) -> tuple[Path, int]:
         raise UserInputError(
             "reference", "the gap uses its experts as the reference runs", "drop reference="
         )
-    experts = _experts(base, grid["workers"])
+    records = None if grid["records"] is None else check_records_folder(grid["records"])
+    tasks = suite_of(base).task_names
+    key = settings_key(gap_settings(base))
     root = gap_root(base)
     if not root.is_dir():
         _note_older_gaps(base)
@@ -147,46 +194,66 @@ def gap(source: str | None, overrides: list[str]) -> tuple[Path, int]:
         json.dumps({"key_version": KEY_VERSION, **gap_settings(base)}, indent=1, default=str),
     )
     data_folder = root / "expert_data"
-    provenance = gather_datasets(base, experts, data_folder)
-    rows = max(
-        math.ceil(p["transitions"] * (1 - base.agent.heldout_fraction)) for p in provenance.values()
-    )
+    _declare_data(base, data_folder, tasks)
     grids = {side: root / folder for side, folder in grid_folders(base).items()}
-    sources = {
-        "sl": _write_source(
-            grids["sl"].with_suffix(".yaml"), supervised_config(base, data_folder, rows)
-        ),
-        "rl": _write_source(grids["rl"].with_suffix(".yaml"), rl_config(base).model_dump()),
-    }
     items = [f"strategies={json.dumps(grid['strategies'])}", f"seeds={json.dumps(grid['seeds'])}"]
-    for key in ("workers", "executor", "ray_address"):
-        if grid[key] is not None and (key != "executor" or grid[key] != "local"):
-            items.append(f"{key}={grid[key]}")
+    for name in ("workers", "executor", "ray_address", "records"):
+        if grid[name] is not None and (name != "executor" or grid[name] != "local"):
+            items.append(f"{name}={grid[name]}")
+
+    def plans(rows: int, check: bool) -> dict[str, GridPlan]:
+        sources = {
+            "sl": _write_source(
+                grids["sl"].with_suffix(".yaml"), supervised_config(base, data_folder, rows)
+            ),
+            "rl": _write_source(grids["rl"].with_suffix(".yaml"), without_grid(base.model_dump())),
+        }
+        return {
+            side: plan_grid(sources[side], items, root=grids[side], check=check) for side in SIDES
+        }
+
+    record = _gap_record(records, key)
+    planned = plans(record["rows"], check=False) if record else None
+    if planned is None or any(c.status == "pending" for c in planned["sl"].cells):
+        experts = _experts(base, grid["workers"])  # the supervised side needs their data
+        provenance = gather_datasets(base, experts, data_folder)
+        rows = max(
+            math.ceil(p["transitions"] * (1 - base.agent.heldout_fraction))
+            for p in provenance.values()
+        )
+        record = {"rows": rows, "experts": [_expert_entry(e) for e in experts]}
+        record["datasets"] = provenance
+        planned = plans(rows, check=True)
+    else:
+        check_cells(planned["rl"].configs)
     failed = 0
     try:
-        for side in ("sl", "rl"):  # supervised first: it is the quick one
-            cells = run_grid(plan_grid(sources[side], items, root=grids[side]))
+        for side in SIDES:  # supervised first: it is the quick one
+            cells = run_grid(planned[side])
             failed += sum(c.status == "failed" for c in cells)
     except KeyboardInterrupt:
         raise GapStopped(root) from None
-    record = {
-        "experts": [
-            {
-                "task": e.task,
-                "run": str(e.run_dir),
-                "success": e.success,
-                "threshold": e.threshold,
-                "flagged": e.flagged,
-            }
-            for e in experts
-        ],
+    if records is not None:
+        atomic_write_text(records / f"gap-{key}.json", json.dumps(record, indent=1))
+    manifest = {
+        "experts": record["experts"],
         "metric_mode": base.eval.metric,
-        "datasets": provenance,
+        "datasets": record["datasets"],
         "sl_grid": str(grids["sl"]),
         "rl_grid": str(grids["rl"]),
     }
-    atomic_write_text(root / GAP_FILE, json.dumps(record, indent=1))
+    atomic_write_text(root / GAP_FILE, json.dumps(manifest, indent=1))
     return root, failed
+
+
+def _expert_entry(expert: Expert) -> dict[str, Any]:
+    return {
+        "task": expert.task,
+        "run": str(expert.run_dir),
+        "success": expert.success,
+        "threshold": expert.threshold,
+        "flagged": expert.flagged,
+    }
 
 
 def _experts(config: ExperimentConfig, workers: int | None) -> list[Expert]:

@@ -262,8 +262,10 @@ def plan_grid(
     overrides: list[str],
     resume_root: str | Path | None = None,
     root: str | Path | None = None,
+    check: bool = True,
 ) -> GridPlan:
-    """The grid of ``source`` and ``overrides``, every cell checked and nothing written. With
+    """The grid of ``source`` and ``overrides``, every cell checked (``check``; else the caller
+    calls :func:`check_cells` on ``plan.configs`` before running) and nothing written. With
     ``resume_root`` an existing grid goes on: finished runs are kept, stopped ones resumed, and
     cells for new ``seeds=`` or ``strategies=`` added. ``root``: the grid's folder (default: a
     new ``compare-<time>`` one); a grid already there goes on as with ``resume_root``
@@ -339,7 +341,8 @@ def plan_grid(
             cell.status, cell.error = "pending", None
         if cell.status == "pending" and cell.key in recorded:  # finished on another machine
             cell.run_dir, cell.status = str(recorded[cell.key]), "done"
-    check_cells(configs)
+    if check:
+        check_cells(configs)
     check_writable(root, "runs_dir")
     return GridPlan(root, source, rest, grid, base, configs, resumed=resume_root is not None)
 

@@ -61,8 +61,17 @@ def _reference_identity(path: str) -> str:
         return "missing:" + str(path)  # the run refuses it with its own one-line error
 
 
-def _data_identity(folder: str) -> dict[str, str]:
-    """A folder of ``<task>.npz`` datasets by their content."""
+#: beside datasets made from experts: what they are made of (so that a key needs no data)
+DATA_FILE = "data.json"
+
+
+def _data_identity(folder: str) -> Any:
+    """A folder of ``<task>.npz`` datasets: what they are made of where it says so in
+    ``data.json`` (the experts' keys, episodes, noise, seed: seeded rollouts of seeded experts),
+    else the datasets' content."""
+    declared = Path(folder) / DATA_FILE
+    if declared.is_file():
+        return json.loads(declared.read_text())
     return {p.name: file_digest(p) for p in sorted(Path(folder).glob("*.npz"))}
 
 

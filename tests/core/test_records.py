@@ -119,3 +119,29 @@ def test_a_bad_records_folder_is_refused_before_anything_runs(aim, tmp_path, cap
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "records" in err[0] and "is a file" in err[0]
     assert not (tmp_path / "runs").exists()
+
+
+def test_the_gap_shares_compare_s_records_and_on_a_fresh_clone_trains_nothing(
+    aim, tmp_path, capsys
+):
+    records = tmp_path / "records"
+    grid = ["strategies=[finetune]", "seeds=1", "workers=0", f"records={records}"]
+    assert main(["compare", *aim, *grid]) == 0
+    (rl_record,) = records.glob("finetune-s0-*")
+    capsys.readouterr()
+    gap = ["gap", *aim, *grid, "gap.epochs=5"]
+    assert main(gap) == 0
+    table = capsys.readouterr().out.split("gap: ")[0]
+    root = next((tmp_path / "runs" / "quick").glob("gap-*"))
+    assert not (root / "rl" / "finetune-s0").exists()  # the RL cell is compare's record
+    assert (tmp_path / "runs" / "experts").is_dir()  # the supervised cell needed their data
+    assert len(list(records.glob("gap-*.json"))) == 1
+    assert len(_records(records)) == 2  # RL and SL
+    stamps = {p: p.stat().st_mtime_ns for p in records.glob("*/results.json")}
+    # a fresh clone: every cell has a record, so nothing is trained, not even the experts
+    shutil.rmtree(tmp_path / "runs")
+    assert main(gap) == 0
+    assert capsys.readouterr().out.split("gap: ")[0] == table
+    assert not (tmp_path / "runs" / "experts").exists()
+    assert {p: p.stat().st_mtime_ns for p in records.glob("*/results.json")} == stamps
+    assert rl_record.is_dir()
