@@ -6,20 +6,24 @@ which multi-head learners use to choose a head (and hide from their trunk).
 
 from __future__ import annotations
 
-import inspect
+import importlib
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
-from gymnasium.envs.registration import load_env_creator
 
 from robotcl.envs import dclaw_env_id, dexterous_env_id  # importing registers the ids
 from robotcl.envs.extras import MissingExtra
 from robotcl.envs.orders import order_names
 from robotcl.envs.pixels import PixelLayout, PixelObservation
-from robotcl.envs.suite_file import is_suite_file, read_suite_file
+from robotcl.envs.suite_file import (
+    FACTORY_REFERENCE,
+    env_parameters,
+    is_suite_file,
+    read_suite_file,
+)
 from robotcl.errors import UserInputError
 from robotcl.registry import SUITES
 
@@ -55,12 +59,8 @@ class TaskSpec:
 def takes_size(env_id: str) -> bool:
     """Whether the env of ``env_id`` is made with ``width`` and ``height`` (its render size), as
     its entry point's signature says (both named, or ``**kwargs``)."""
-    creator = gym.spec(env_id).entry_point
-    if isinstance(creator, str):
-        creator = load_env_creator(creator)
-    params = inspect.signature(creator).parameters.values()
-    named = {p.name for p in params}
-    return {"width", "height"} <= named or any(p.kind is p.VAR_KEYWORD for p in params)
+    named, takes_any = env_parameters(env_id)
+    return {"width", "height"} <= named or takes_any
 
 
 @dataclass(frozen=True)
@@ -202,11 +202,17 @@ def make_suite(
     pixel_size: int = 100,
     frames: int = 3,
 ) -> Suite:
-    """Build a suite: a registered name or a suite file (``*.yaml``, see
-    :mod:`robotcl.envs.suite_file`), in ``order``; optionally keep only ``tasks`` (by name, in
-    that order), then only the first ``num_tasks``; ``observation`` "pixels" or
-    "pixels+proprio" renders every task (``pixel_size`` square, ``frames`` stacked)."""
-    suite = load_suite_file(name) if is_suite_file(name) else SUITES.get(name)()
+    """Build a suite: a registered name, a suite file (``*.yaml``, see
+    :mod:`robotcl.envs.suite_file`) or ``package.module:factory``, in ``order``; optionally keep
+    only ``tasks`` (by name, in that order), then only the first ``num_tasks``; ``observation``
+    "pixels" or "pixels+proprio" renders every task (``pixel_size`` square, ``frames``
+    stacked)."""
+    if is_suite_file(name):
+        suite = load_suite_file(name)
+    elif ":" in name:
+        suite = load_suite_factory(name)
+    else:
+        suite = SUITES.get(name)()
     suite = suite.ordered(order)
     if tasks:
         suite = suite.select(tasks)
@@ -233,20 +239,78 @@ def load_suite_file(path: str) -> Suite:
     tasks' spaces checked."""
     read = read_suite_file(path, task_index(), TaskSpec)
     suite = Suite(read.name, read.tasks, "a", read.orders)
-    check_spaces(suite)
+    check_spaces(suite, f"suite file '{path}'")
     return suite
 
 
-def check_spaces(suite: Suite) -> None:
-    """Refuse a suite whose tasks differ in observation or action space, naming them."""
+def load_suite_factory(reference: str) -> Suite:
+    """The suite ``package.module:factory()`` returns, its tasks' spaces checked; a module that
+    cannot be imported, a missing or odd factory is one line naming it."""
+    where = f"suite '{reference}'"
+    if not FACTORY_REFERENCE.fullmatch(reference):
+        raise UserInputError(
+            where, "not a suite name", "a registered suite, *.yaml or module:factory"
+        )
+    module_name, _, attribute = reference.partition(":")
+    try:
+        factory: Any = importlib.import_module(module_name)
+    except Exception as exc:  # the module's own import error, whatever it is
+        why = (str(exc).strip().splitlines() or [""])[0]
+        raise UserInputError(
+            where,
+            f"module '{module_name}' cannot be imported ({type(exc).__name__}: {why})",
+            "install it or put its folder on PYTHONPATH",
+        ) from None
+    for part in attribute.split("."):
+        if not hasattr(factory, part):
+            raise UserInputError(where, f"module '{module_name}' has no '{attribute}'")
+        factory = getattr(factory, part)
+    if not callable(factory):
+        raise UserInputError(where, f"'{attribute}' of {module_name} is not callable")
+    suite = factory()
+    if not isinstance(suite, Suite):
+        raise UserInputError(
+            where,
+            f"returned {type(suite).__name__}, not a robotcl Suite",
+            "see robotcl.envs.suites",
+        )
+    check_spaces(suite, where)
+    return suite
+
+
+def _make_checked(spec: TaskSpec, where: str) -> gym.Env:
+    """``spec``'s env; where it fails only with the task's kwargs, one line naming them."""
+    try:
+        return gym.make(spec.env_id, **spec.kwargs)
+    except Exception as exc:
+        if not spec.kwargs:
+            raise
+        try:
+            gym.make(spec.env_id).close()
+        except Exception:
+            raise exc from None  # it fails without them too: not the kwargs' fault
+        why = str(exc).split(" was raised from the environment creator", 1)[0]
+        given = ", ".join(f"{k}={v!r}" for k, v in spec.kwargs.items())
+        kwarg = "kwargs" if len(spec.kwargs) > 1 else "kwarg"
+        raise UserInputError(
+            where,
+            f"task {spec.name}: {kwarg} {given} refused by {spec.env_id} "
+            f"({type(exc).__name__}: {(why.splitlines() or [''])[0]})",
+        ) from None
+
+
+def check_spaces(suite: Suite, where: str | None = None) -> None:
+    """Make each task's env once: refuse kwargs it refuses, and tasks whose observation or action
+    spaces differ, naming them (``where``: the suite's source, default its name)."""
+    where = where or f"suite '{suite.name}'"
     first, odd = None, []
     for spec in suite.tasks:
-        env = gym.make(spec.env_id, **spec.kwargs)
+        env = _make_checked(spec, where)
         spaces = (env.observation_space, env.action_space)
         env.close()
         if not all(isinstance(x, gym.spaces.Box) and len(x.shape) == 1 for x in spaces):
             raise UserInputError(
-                f"suite '{suite.name}'",
+                where,
                 f"task {spec.name} ({spec.env_id}) has {spaces[0]} / {spaces[1]}",
                 "tasks need flat Box observations and actions",
             )
@@ -268,7 +332,7 @@ def check_spaces(suite: Suite) -> None:
     if odd:
         name0, (obs0, act0) = first
         raise UserInputError(
-            f"suite '{suite.name}'",
+            where,
             f"tasks whose spaces differ from {name0}'s (observation {obs0.shape}, action "
             f"{act0.shape} [{act0.low.min():g}, {act0.high.max():g}]): {'; '.join(odd)}",
             "every task of a suite needs the same observation and action space (shapes and bounds)",

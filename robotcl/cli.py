@@ -21,7 +21,7 @@ EXAMPLES = """examples:
 
 exit codes: 0 done; 1 a bug (traceback) or, for compare, some runs failed; 2 bad input (one
 line, nothing written); 3 a run stopped (NaN loss, full disk; its last checkpoint is kept);
-130 interrupted (resume with the printed command)
+130 interrupted (Ctrl-C, SIGTERM or SIGHUP; resume with the printed command)
 """
 
 
@@ -59,7 +59,10 @@ def _parser(with_config_help: bool = True) -> argparse.ArgumentParser:
     run.add_argument("items", nargs="*", metavar="PRESET|config.yaml|key=value")
     run.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last task")
     run.add_argument(
-        "--dry-run", action="store_true", help="print the resolved config and exit (writes nothing)"
+        "--dry-run",
+        action="store_true",
+        help="print the resolved config (with --resume: what it would resume) and exit; writes "
+        "nothing",
     )
     cmp_ = sub.add_parser(
         "compare",
@@ -114,15 +117,35 @@ def _announce(path: object) -> None:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    """robotcl run; SIGTERM and SIGHUP stop it as Ctrl-C does (the last task kept)."""
+    import signal
+
+    from robotcl.study.executors import handling_signals
+    from robotcl.study.local_workers import interrupt
+
+    with handling_signals(interrupt, signal.SIGTERM, signal.SIGHUP):
+        return _run_or_resume(args)
+
+
+def _run_or_resume(args: argparse.Namespace) -> int:
     from robotcl.config import load_config, unused_settings
 
     if args.resume:
         if args.items:
             raise UserInputError("run --resume", "takes no preset or overrides", "only RUN_DIR")
         from robotcl.experiment import resume, run_config
+        from robotcl.study.cells import finished_results
         from robotcl.study.references import reference_runs
 
-        references = reference_runs(run_config(args.resume))
+        config = run_config(args.resume)  # a broken config is refused, finished or not
+        if finished_results(args.resume) is not None:  # left as it is, dry run or not
+            print(f"robotcl: {args.resume} finished every task; nothing to resume", file=sys.stderr)
+            return 0
+        references = reference_runs(config)
+        if args.dry_run:
+            _, results = resume(args.resume, reference_runs=references, dry_run=True)
+            print(_would_resume(args.resume, results))
+            return 0
         run_dir, results = resume(args.resume, announce=_announce, reference_runs=references)
     else:
         source = None
@@ -145,17 +168,30 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
             from robotcl.outputs import RunDirectory
 
-            Experiment(config, references).prepare()  # refuses what a real run refuses
+            experiment = Experiment(config, references)
+            experiment.prepare()  # refuses what a real run refuses
             RunDirectory.check(config)
             print(yaml.safe_dump(config.model_dump(), sort_keys=False), end="")
+            print(f"# tasks: [{', '.join(experiment.suite.task_names)}]")  # the order it trains
             return 0
         run_dir, results = run(config, announce=_announce, reference_runs=references)
     from robotcl.reporting.runs import report
 
-    print(f"run directory: {run_dir.path}")
-    print(report([str(run_dir.path)]))
+    print(report([str(run_dir.path)]))  # the run directory was said when it was made
     print(f"tensorboard --logdir {run_dir.tb}")
     return 0
+
+
+def _would_resume(path: str, results: dict) -> str:
+    """What ``robotcl run --resume PATH`` would do from ``results`` (its last checkpoint's)."""
+    done, tasks = results["completed_tasks"], results["tasks"]
+    if done == len(tasks):
+        return f"would resume {path}: every task trained, its metrics to write"
+    left = len(tasks) - done
+    return (
+        f"would resume {path} at task {done + 1}/{len(tasks)} ({tasks[done]}), "
+        f"{left} task{'s' if left > 1 else ''} left"
+    )
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
@@ -266,6 +302,9 @@ def _cmd_list(_: argparse.Namespace) -> int:
     from robotcl.envs.suites import make_suite
     from robotcl.registry import AGENTS, STRATEGIES, SUITES
 
+    def names(registry) -> str:  # a plugin that fails to load is marked, not fatal
+        return ", ".join([*registry, *(f"{n} (broken: {w})" for n, w in registry.broken.items())])
+
     print("suites:")
     for name in SUITES:
         try:
@@ -275,8 +314,10 @@ def _cmd_list(_: argparse.Namespace) -> int:
             continue
         print(f"  {name}: {len(suite)} tasks: {' '.join(suite.task_names)}")
         print(f"    gymnasium ids: {suite.tasks[0].env_id} ...")
-    print("strategies: " + ", ".join(STRATEGIES))
-    print("agents: " + ", ".join(AGENTS))
+    for name, why in SUITES.broken.items():
+        print(f"  {name} (broken: {why})")
+    print("strategies: " + names(STRATEGIES))
+    print("agents: " + names(AGENTS))
     print("presets: " + ", ".join(preset_names()))
     return 0
 

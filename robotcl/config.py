@@ -359,7 +359,9 @@ class ExperimentConfig(_Strict):
         description="preset name; the run directory groups by it (letters, digits, _ . + -)",
     )
     suite: str = Field(
-        "dclaw10", description="a registered suite, or a suite file (*.yaml; see README)"
+        "dclaw10",
+        description="a registered suite, a suite file (*.yaml) or package.module:factory (see "
+        "README)",
     )
     order: str | list[str] = Field(
         "a",
@@ -411,9 +413,13 @@ class ExperimentConfig(_Strict):
     @field_validator("suite")
     @classmethod
     def _suite_file_absolute(cls, value: str) -> str:
-        from robotcl.envs.suite_file import is_suite_file
+        from robotcl.envs.suite_file import FACTORY_REFERENCE, is_suite_file
 
-        return str(Path(value).absolute()) if is_suite_file(value) else value
+        if is_suite_file(value):
+            return str(Path(value).absolute())
+        if ":" in value and not FACTORY_REFERENCE.fullmatch(value):
+            raise ValueError("not package.module:factory, a suite file (*.yaml) or a suite name")
+        return value
 
     @field_validator("device")
     @classmethod
@@ -573,16 +579,32 @@ def _fields_of(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
     return sorted(model.model_fields)
 
 
+def _union_tag(part: Any) -> bool:
+    """A part of an error location that names a branch of a union type (``literal['a','b']``,
+    ``list[int]``, ``str``), not a config key."""
+    return isinstance(part, str) and ("[" in part or part in ("str", "int", "float", "bool"))
+
+
 def _format_error(exc: ValidationError, model: type[BaseModel], prefix: str = "") -> UserInputError:
-    err = exc.errors()[0]
-    loc = tuple(p for p in err["loc"] if not isinstance(p, int) or p is not err["loc"][-1])
-    key = prefix + ".".join(str(p) for p in err["loc"])
+    errors = exc.errors()
+    err = errors[0]
+    tags = [k for k, p in enumerate(err["loc"]) if _union_tag(p)]
+    stem = err["loc"][: tags[0]] if tags else err["loc"]
+    loc = tuple(p for p in stem if not isinstance(p, int) or p is not stem[-1])
+    key = prefix + ".".join(str(p) for p in stem)
     if err["type"] == "extra_forbidden":
         return UserInputError(
             f"config key '{key}'", "unknown key", f"allowed: {', '.join(_fields_of(model, loc))}"
         )
     got = err.get("input")
-    detail = err["msg"].removeprefix("Value error, ")
+    details = []
+    for other in errors if tags else [err]:  # a union: what each of its branches said
+        if tuple(other["loc"][: len(stem)]) != tuple(stem):
+            continue
+        inner = [str(p) for p in other["loc"][len(stem) :] if not _union_tag(p)]
+        where = f" at {'.'.join(inner)}" if inner else ""
+        details.append(other["msg"].removeprefix("Value error, ") + where)
+    detail = ", or ".join(dict.fromkeys(details))
     if not isinstance(got, dict):
         detail += f" (got {got!r})"
     return UserInputError(f"config key '{key}'" if key else "config", detail)

@@ -14,7 +14,9 @@ from __future__ import annotations
 import contextlib
 import errno
 import json
+import os
 import platform
+import random
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -149,6 +151,7 @@ class Experiment:
         config = self.config
         if config.torch_threads:
             torch.set_num_threads(config.torch_threads)
+        seed_globals(config.seed)  # a resumed run then restores its checkpoint's states
         references = config.reference
         if references == ["experts"]:  # found by the caller: the experiment makes no experts
             if self.reference_runs is None:
@@ -256,28 +259,33 @@ class Experiment:
             config.progress,
         )
         try:
-            for task in range(first, len(self.suite)):
-                self._train_task(task, bar)
+            # a write into the run directory can fail anywhere (TensorBoard writes from its
+            # own thread and reports on its next call): all such failures stop the run
+            with writing(self.run_dir, only_its_files=True):
+                for task in range(first, len(self.suite)):
+                    self._train_task(task, bar)
+                    self.results["wall_time_s"] = wall_before + time.time() - start
+                    extra = {"probe": self.probe.state_dict()} if self.probe else {}
+                    with writing(self.run_dir):
+                        save_checkpoint(
+                            self.run_dir.checkpoints,
+                            task,
+                            self.learner,
+                            self.strategy,
+                            self.results,
+                            extra,
+                        )
+                        self.run_dir.write_results(self.results)
+                self._finish()
                 self.results["wall_time_s"] = wall_before + time.time() - start
-                extra = {"probe": self.probe.state_dict()} if self.probe else {}
                 with writing(self.run_dir):
-                    save_checkpoint(
-                        self.run_dir.checkpoints,
-                        task,
-                        self.learner,
-                        self.strategy,
-                        self.results,
-                        extra,
-                    )
                     self.run_dir.write_results(self.results)
-            self._finish()
-            self.results["wall_time_s"] = wall_before + time.time() - start
-            with writing(self.run_dir):
-                self.run_dir.write_results(self.results)
+                self.tb.close()  # its last points: a failed flush stops the run too
         finally:
             bar.close()
             self.evaluator.close()
-            self.tb.close()
+            with contextlib.suppress(OSError):  # stopping already: the first error is told
+                self.tb.close()
         return self.results
 
     def _train_task(self, task: int, bar: Any) -> None:
@@ -409,13 +417,32 @@ class Experiment:
 
 
 @contextlib.contextmanager
-def writing(run_dir: RunDirectory) -> Iterator[None]:
-    """Turn a failed write into the run (a full disk) into :class:`RunStopped`."""
+def writing(run_dir: RunDirectory, only_its_files: bool = False) -> Iterator[None]:
+    """Turn a failed write into the run (a full disk, a read-only folder) into
+    :class:`RunStopped`; ``only_its_files``: only an error naming a file of the run directory
+    (around code that does more than write)."""
     try:
         yield
     except OSError as exc:
+        if only_its_files and not _names_a_file_in(exc, run_dir.path):
+            raise
         reason = "no space left on the device" if exc.errno == errno.ENOSPC else exc.strerror
         raise RunStopped(f"cannot write to the run directory ({reason or exc})") from exc
+
+
+def _names_a_file_in(exc: OSError, folder: Path) -> bool:
+    """Whether ``exc`` is about a path inside ``folder``."""
+    names = [n for n in (exc.filename, exc.filename2) if isinstance(n, str | bytes)]
+    root = folder.absolute()
+    return any(Path(os.fsdecode(n)).absolute().is_relative_to(root) for n in names)
+
+
+def seed_globals(seed: int) -> None:
+    """Seed Python's, numpy's and torch's global generators (those a plugin learner or
+    strategy may draw from), as a run starts."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
 
 
 def check_video(config: ExperimentConfig, suite: Suite) -> None:
@@ -566,13 +593,17 @@ def resume(
     path: str | Path,
     announce: Callable[[Path], None] | None = None,
     reference_runs: list[str] | None = None,
+    dry_run: bool = False,
 ) -> tuple[RunDirectory, dict[str, Any]]:
-    """Continue a run from its last finished task."""
+    """Continue a run from its last finished task (``dry_run``: check and load what it would
+    continue from, return those results and write nothing)."""
     run_dir = RunDirectory(Path(path))
     config = run_config(path)
     checkpoint = latest_checkpoint(run_dir.checkpoints)
     experiment = Experiment(config, reference_runs)
     experiment.prepare(checkpoint)  # None: killed during the first task, start it again
+    if dry_run:
+        return run_dir, experiment.results
     run_dir.lock()
     return run_dir, _run(experiment, run_dir, announce, write_config=False)
 

@@ -10,6 +10,7 @@ import errno
 import json
 import os
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -23,12 +24,21 @@ import yaml  # noqa: E402
 from stable_baselines3.common.logger import Logger, TensorBoardOutputFormat  # noqa: E402
 from torch.utils.tensorboard import SummaryWriter  # noqa: E402
 
+from robotcl.envs.suite_file import is_suite_file  # noqa: E402
 from robotcl.errors import UserInputError  # noqa: E402
 
 try:
     import fcntl
 except ImportError:  # pragma: no cover  (Windows: no run-directory lock)
     fcntl = None  # type: ignore[assignment]
+
+
+def suite_label(suite: str) -> str:
+    """A suite in a folder name: a registered name, a suite file's stem, a factory's
+    ``module-factory`` (no ``:``, which TensorBoard's ``--logdir name:path`` would split)."""
+    if is_suite_file(suite):
+        return Path(suite).stem
+    return suite.replace(":", "-")
 
 
 def _file_mode() -> int:
@@ -151,8 +161,9 @@ class RunDirectory:
             return run
         strategy = "+".join(config.strategy)
         stamp = time.strftime("%Y%m%d-%H%M%S")
-        suite = Path(config.suite).stem  # a suite file by its file name
-        base = Path(config.runs_dir) / config.name / f"{suite}-{strategy}-s{config.seed}-{stamp}"
+        agent = "" if config.agent.name == "sac" else f"{config.agent.name}-"
+        cell = f"{suite_label(config.suite)}-{agent}{strategy}-s{config.seed}-{stamp}"
+        base = Path(config.runs_dir) / config.name / cell
         try:
             base.parent.mkdir(parents=True, exist_ok=True)
             for n in range(1, 10_000):
@@ -265,10 +276,28 @@ class _SharedTensorBoard(TensorBoardOutputFormat):
         self._is_closed = False
 
 
+def _quiet_writer_threads() -> None:
+    """Print no traceback for a write error in TensorBoard's writer thread: the writer raises
+    it again at its next call, where the run stops in one line."""
+    previous = threading.excepthook
+    if getattr(previous, "robotcl_quiet", False):
+        return
+
+    def hook(args: Any) -> None:
+        thread_module = type(args.thread).__module__
+        if isinstance(args.exc_value, OSError) and thread_module.startswith("tensorboard."):
+            return
+        previous(args)
+
+    hook.robotcl_quiet = True  # type: ignore[attr-defined]
+    threading.excepthook = hook
+
+
 class TensorBoardLog:
     """One SummaryWriter for the run; SB3's logger writes its train/ scalars through it."""
 
     def __init__(self, folder: Path, purge_step: int | None = None) -> None:
+        _quiet_writer_threads()
         self.writer = SummaryWriter(log_dir=str(folder), purge_step=purge_step)
         self.sb3_logger = Logger(str(folder), [_SharedTensorBoard(self.writer)])
 

@@ -3,7 +3,9 @@ objectives).
 
 Third-party code registers either with the decorator (``@register_strategy("mine")``,
 ``@register_objective("mine")``) or through the Python entry-point groups ``robotcl.strategies``,
-``robotcl.agents`` and ``robotcl.ssl``, loaded on first use.
+``robotcl.agents``, ``robotcl.ssl`` and ``robotcl.suites`` (a callable returning a Suite), loaded
+on first use. An entry point that fails to load is kept as broken: listed by :attr:`broken`,
+refused in one line naming it and its distribution when its name is asked for.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ class Registry(Generic[T]):
         self.entry_point_group = entry_point_group
         self.check = check
         self._items: dict[str, T] = {}
+        self._broken: dict[str, tuple[str, str]] = {}  # name -> (entry point, why)
         self._entry_points_loaded = entry_point_group is None
 
     def register(self, name: str, item: T | None = None) -> Callable[[T], T] | T:
@@ -48,12 +51,33 @@ class Registry(Generic[T]):
             return
         self._entry_points_loaded = True
         for ep in entry_points(group=self.entry_point_group):
-            if ep.name not in self._items:
+            if ep.name in self._items:
+                continue
+            try:
                 self.register(ep.name, ep.load())
+            except Exception as exc:  # a broken plugin fails only when it is asked for
+                dist = getattr(getattr(ep, "dist", None), "name", None) or "unknown"
+                why = (str(exc).strip().splitlines() or [""])[0]
+                where = f"entry point {ep.name} = {ep.value} of distribution {dist}"
+                self._broken[ep.name] = (where, f"{type(exc).__name__}: {why}")
+
+    @property
+    def broken(self) -> dict[str, str]:
+        """Entry points that failed to load, by name: why (``ImportError: ...``)."""
+        self._load_entry_points()
+        return {name: why for name, (_, why) in sorted(self._broken.items())}
 
     def get(self, name: str) -> T:
-        """Return the item called ``name``, or raise a one-line error listing what exists."""
+        """Return the item called ``name``, or raise a one-line error listing what exists (or
+        naming the entry point and distribution of a broken plugin)."""
         self._load_entry_points()
+        if name in self._broken:
+            where, why = self._broken[name]
+            raise UserInputError(
+                f"{self.kind} '{name}'",
+                f"its {where} fails to load ({why})",
+                f"fix or uninstall that distribution ({self.entry_point_group})",
+            )
         if name not in self._items:
             raise UserInputError(
                 f"{self.kind} '{name}'", "unknown name", f"known: {', '.join(sorted(self))}"
@@ -65,10 +89,12 @@ class Registry(Generic[T]):
         return self.get(name)
 
     def __contains__(self, name: object) -> bool:
+        """Whether ``name`` is registered (a broken plugin's too: :meth:`get` explains it)."""
         self._load_entry_points()
-        return name in self._items
+        return name in self._items or name in self._broken
 
     def __iter__(self) -> Iterator[str]:
+        """The usable names, sorted (not the broken plugins')."""
         self._load_entry_points()
         return iter(sorted(self._items))
 
@@ -104,9 +130,19 @@ def _check_objective(name: str, cls: Any) -> None:
         )
 
 
+def _check_suite_factory(name: str, factory: Any) -> None:
+    """A registered suite is a callable returning a Suite (robotcl.envs.suites.Suite)."""
+    if not callable(factory):
+        raise UserInputError(
+            f"suite '{name}'",
+            f"{factory!r} is not callable",
+            "register a function returning a Suite",
+        )
+
+
 STRATEGIES: Registry = Registry("strategy", "robotcl.strategies")
 AGENTS: Registry = Registry("agent", "robotcl.agents", check=_check_learner)
-SUITES: Registry = Registry("suite")
+SUITES: Registry = Registry("suite", "robotcl.suites", check=_check_suite_factory)
 OBJECTIVES: Registry = Registry("objective", "robotcl.ssl", check=_check_objective)
 
 

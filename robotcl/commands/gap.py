@@ -41,13 +41,16 @@ from robotcl.commands.experts import Expert, gather_datasets, train_experts
 from robotcl.config import ExperimentConfig, load_source, merge_overrides, validate_config
 from robotcl.errors import UserInputError, warn
 from robotcl.experiment import suite_of
+from robotcl.learner import unmet_needs
 from robotcl.outputs import atomic_write_text
+from robotcl.registry import AGENTS, STRATEGIES
 from robotcl.study.grid import (
     GridPlan,
     check_cells,
     parse_grid,
     plan_grid,
     run_grid,
+    strategy_label,
     without_grid,
 )
 from robotcl.study.keys import DATA_FILE, KEY_VERSION, result_settings, settings_key
@@ -183,6 +186,8 @@ def gap(source: str | None, overrides: list[str]) -> tuple[Path, int]:
         raise UserInputError(
             "reference", "the gap uses its experts as the reference runs", "drop reference="
         )
+    _check_supervised_side(grid["strategies"])
+    plan_grid(source, overrides)  # the RL side's cells, checked as compare checks them
     records = None if grid["records"] is None else check_records_folder(grid["records"])
     tasks = suite_of(base).task_names
     key = settings_key(gap_settings(base))
@@ -244,6 +249,21 @@ def gap(source: str | None, overrides: list[str]) -> tuple[Path, int]:
     }
     atomic_write_text(root / GAP_FILE, json.dumps(manifest, indent=1))
     return root, failed
+
+
+def _check_supervised_side(strategies: list[Any]) -> None:
+    """Every strategy of the grid exists and can serve the bc agent: refused before any expert
+    is trained."""
+    bc = AGENTS.get("bc")
+    for strategy in strategies:
+        for name in strategy_label(strategy)[1]:
+            missing = unmet_needs(STRATEGIES.get(name), bc)
+            if missing:
+                raise UserInputError(
+                    f"strategies: {name}",
+                    f"the supervised side's bc agent lacks what it needs ({', '.join(missing)})",
+                    "leave it out of robotcl gap",
+                )
 
 
 def _expert_entry(expert: Expert) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from matplotlib.figure import Figure
 from robotcl.errors import UserInputError
 from robotcl.metrics import bootstrap_ci, bootstrap_difference
 from robotcl.outputs import atomic_write_text
-from robotcl.reporting.tables import format_table, size_text
+from robotcl.reporting.tables import MIN_RUNS_FOR_INTERVAL, format_table, interval_text, size_text
 from robotcl.study.cells import Cell, cell_results
 from robotcl.study.grid import grid_cells
 
@@ -53,9 +53,12 @@ def gap_summary(sl_cells: list[Cell], rl_cells: list[Cell]) -> dict[str, Any]:
             memory = [r["memory"] for r in runs if "memory" in r]
             entry[f"{side}_memory"] = float(np.mean(memory)) if memory else None
             values[side] = {m: [float(r.get(m, math.nan)) for r in runs] for m in GAP_METRICS}
-            entry[side] = {m: _interval(bootstrap_ci(v)) for m, v in values[side].items() if v}
+            entry[side] = {
+                m: _interval(bootstrap_ci(v), len(v)) for m, v in values[side].items() if v
+            }
+        pairs = min(len(values["rl"]["acc"]), len(values["sl"]["acc"]))
         entry["diff"] = {
-            m: _interval(bootstrap_difference(values["rl"][m], values["sl"][m]))
+            m: _interval(bootstrap_difference(values["rl"][m], values["sl"][m]), pairs)
             for m in GAP_METRICS
         }
         losses = [np.asarray(r["L"], float) for r in sides["sl"].get(label, []) if r.get("L")]
@@ -64,14 +67,14 @@ def gap_summary(sl_cells: list[Cell], rl_cells: list[Cell]) -> dict[str, Any]:
     return summary
 
 
-def _interval(stat: tuple[float, float, float]) -> dict[str, float]:
-    return dict(zip(("mean", "low", "high"), stat, strict=True))
+def _interval(stat: tuple[float, float, float], n: int) -> dict[str, float]:
+    return {**dict(zip(("mean", "low", "high"), stat, strict=True)), "n": n}
 
 
 def _cell(stats: dict[str, float] | None) -> str:
-    if not stats or stats["mean"] != stats["mean"]:
+    if not stats:
         return "-"
-    return f"{stats['mean']:+.3f} [{stats['low']:+.3f}, {stats['high']:+.3f}]"
+    return interval_text(stats["mean"], stats["low"], stats["high"], int(stats["n"]))
 
 
 def gap_table(summary: dict[str, Any], experts: list[dict[str, Any]] | None = None) -> str:
@@ -94,7 +97,10 @@ def gap_table(summary: dict[str, Any], experts: list[dict[str, Any]] | None = No
         diff = entry["diff"]
         rest = (_cell(diff[m]) for m in GAP_METRICS[1:])
         rows.append(["", "RL-SL", "", _cell(diff["acc"]), "", *rest])
-    text = "mean [90% bootstrap interval] over seeds; RL-SL resamples each side's seeds\n"
+    text = (
+        "mean [90% bootstrap interval] n=runs over seeds (no interval below "
+        f"{MIN_RUNS_FOR_INTERVAL} runs); RL-SL resamples each side's seeds\n"
+    )
     text += format_table(rows)
     flagged = [e for e in experts or [] if e["flagged"]]
     if flagged:

@@ -13,7 +13,13 @@ from robotcl.metrics import aggregate
 from robotcl.reporting.comparison import comparison_table
 from robotcl.reporting.gap import gap_report, is_gap
 from robotcl.reporting.study import study_report
-from robotcl.reporting.tables import COLUMNS, format_table, stat_text, value_text
+from robotcl.reporting.tables import (
+    COLUMNS,
+    MIN_RUNS_FOR_INTERVAL,
+    format_table,
+    stat_text,
+    value_text,
+)
 from robotcl.study.grid import grid_cells, is_grid
 from robotcl.study.records import is_records
 
@@ -125,5 +131,9 @@ def report(run_dirs: list[str]) -> str:
             stats = aggregate(metrics)
             cells = [stat_text(c, stats.get(c)) for c in COLUMNS]
             agg_rows.append([suite, strategy, str(len(metrics)), *cells])
-        out += "\n\nmean [90% bootstrap interval] over seeds\n" + format_table(agg_rows)
+        title = (
+            "mean [90% bootstrap interval] n=runs over seeds (no interval below "
+            f"{MIN_RUNS_FOR_INTERVAL} runs)"
+        )
+        out += f"\n\n{title}\n" + format_table(agg_rows)
     return out

@@ -29,7 +29,7 @@ from robotcl.metrics import aggregate, compute_metrics
 from robotcl.outputs import atomic_write_text
 from robotcl.reporting.comparison import final_success_figure, mean_curves
 from robotcl.reporting.plots import curves_figure
-from robotcl.reporting.tables import format_table, stat_text
+from robotcl.reporting.tables import MIN_RUNS_FOR_INTERVAL, format_table, stat_text
 from robotcl.study.cells import Cell, cell_results
 from robotcl.study.records import record_cells
 
@@ -73,7 +73,7 @@ def learnability(cells: list[Cell]) -> tuple[str, dict[str, Any]]:
                 task,
                 *(f"{v:.2f}" for v in finals),
                 f"{reached}/{len(finals)}",
-                " ".join("-" if s is None else f"{s // 1000}k" for s in firsts),
+                " ".join("-" if s is None else f"{s / 1000:g}k" for s in firsts),
             ]
         )
     title = (
@@ -138,7 +138,8 @@ def strategy_table(cells: list[Cell]) -> tuple[str, dict[str, Any]]:
             ]
         )
     title = (
-        "strategies: mean [90% bootstrap interval] over seeds; fwt: GEM's (against the random "
+        f"strategies: mean [90% bootstrap interval] n=runs over seeds (no interval below "
+        f"{MIN_RUNS_FOR_INTERVAL} runs); fwt: GEM's (against the random "
         f"initial policy), fwt_auc: Continual World's (against the {REFERENCE} cells)"
     )
     return title + "\n" + format_table(rows), summary

@@ -25,13 +25,27 @@ def value_text(value: Any, column: str = "") -> str:
     return size_text(value) if column == "memory" else f"{value:+.3f}"
 
 
+#: below this many runs no bootstrap interval is printed: over two values a percentile bootstrap
+#: gives their range, which holds the true mean about half the time, and over one it is a point
+MIN_RUNS_FOR_INTERVAL = 3
+
+
+def interval_text(mean: float, low: float, high: float, n: int) -> str:
+    """``mean [low, high] n=N``, or ``mean (n=N)`` below :data:`MIN_RUNS_FOR_INTERVAL` runs."""
+    if mean != mean:
+        return "-"
+    if n < MIN_RUNS_FOR_INTERVAL:
+        return f"{mean:+.3f} (n={n})"
+    return f"{mean:+.3f} [{low:+.3f}, {high:+.3f}] n={n}"
+
+
 def stat_text(column: str, stats: dict[str, float] | None) -> str:
-    """A column's mean [90% interval] over runs (memory: the mean size alone)."""
+    """A column's mean [90% interval] and n over runs (memory: the mean size alone)."""
     if stats is None:
         return "-"
     if column == "memory":
         return size_text(stats["mean"])
-    return f"{stats['mean']:+.3f} [{stats['low']:+.3f}, {stats['high']:+.3f}]"
+    return interval_text(stats["mean"], stats["low"], stats["high"], int(stats.get("n", 0)))
 
 
 def format_table(rows: list[list[str]]) -> str:

@@ -151,7 +151,15 @@ class Strategy:
             raise UserInputError(
                 f"{self.name}.groups", f"unknown group(s) {unknown}", f"one of {sorted(available)}"
             )
-        return [p for g in groups for p in available[g]]
+        params = [p for g in groups for p in available[g]]
+        if not params:  # e.g. the trunks of agent.net_arch=[]: nothing to anchor, mask or project
+            filled = sorted(g for g, ps in available.items() if list(ps))
+            raise UserInputError(
+                f"{self.name}.groups={list(groups)}",
+                "hold no parameters in this learner (agent.net_arch=[] leaves its trunks empty)",
+                f"choose groups that have some: {', '.join(filled)}",
+            )
+        return params
 
     # -- what it costs -------------------------------------------------------------------
     def memory_usage(self) -> MemoryUsage:

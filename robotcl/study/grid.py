@@ -117,6 +117,16 @@ def parse_grid(
         strategies = [strategies]
     if not isinstance(strategies, list) or not strategies:
         raise UserInputError("strategies", f"{strategies!r} is not a list", "e.g. [finetune,ewc]")
+    labels = [strategy_label(s)[0] for s in strategies]
+    twice = sorted({label for label in labels if labels.count(label) > 1})
+    if twice:  # two cells would share one run directory
+        raise UserInputError(f"strategies={labels}", f"'{twice[0]}' is given twice", "once each")
+    for s in strategies:
+        names = strategy_label(s)[1]
+        if len(set(names)) < len(names):
+            raise UserInputError(
+                f"strategies: {'+'.join(names)}", "composes a strategy with itself", "once each"
+            )
     seeds = _seed_list(grid.get("seeds", 1))
     workers = grid.get("workers")
     if workers is not None and (

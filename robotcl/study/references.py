@@ -17,6 +17,7 @@ from typing import Any
 from robotcl.config import ExperimentConfig, validate_config
 from robotcl.errors import UserInputError, warn
 from robotcl.experiment import suite_of
+from robotcl.outputs import suite_label
 from robotcl.study.cells import finished_results
 from robotcl.study.keys import KEY_VERSION, result_settings, settings_key
 
@@ -52,8 +53,9 @@ def expert_config(config: ExperimentConfig, task: str, run_dir: Path | None) -> 
 
 
 def suite_name(config: ExperimentConfig) -> str:
-    """The suite's name in the cache: a registered name, or a suite file's stem."""
-    return Path(config.suite).stem
+    """The suite's name in the cache: a registered name, a suite file's stem, a factory's
+    ``module-factory``."""
+    return suite_label(config.suite)
 
 
 def expert_settings(config: ExperimentConfig, task: str) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from robotcl.cli import main
 
@@ -48,3 +49,14 @@ def test_run_help_lists_every_key_with_its_default_including_strategies(capsys):
     out = capsys.readouterr().out
     assert "agent.batch_size" in out and "(default 128)" in out
     assert "ewc.coef" in out and "packnet.retrain_steps" in out
+
+
+def test_a_run_folder_names_a_learner_other_than_sac_and_the_run_directory_is_said_once(
+    tiny, capsys
+):
+    assert main(["run", "quick", *tiny, "agent.name=td3", "probe.samples=0"]) == 0
+    captured = capsys.readouterr()
+    said = [line for line in (captured.out + captured.err).splitlines() if "run directory" in line]
+    assert len(said) == 1
+    (run,) = (Path(tiny[-1].partition("=")[2]) / "quick").iterdir()
+    assert run.name.startswith("dclaw10-td3-finetune-s0-")

@@ -204,6 +204,9 @@ def _alive(pid: int) -> bool:
         (["strategies=7"], "strategies"),
         (["workers=-1"], "workers"),
         (["seeds=[1"], "seeds"),
+        (["seeds=[0,0]"], "seeds"),
+        (["strategies=[finetune,finetune]"], "'finetune' is given twice"),
+        (["strategies=[finetune,[ewc,ewc]]"], "ewc\\+ewc: composes a strategy with itself"),
     ],
 )
 def test_bad_grid_keys_name_the_culprit(items, culprit):

@@ -105,3 +105,13 @@ def test_agent_config_defaults_match_the_learner():
                 )
                 continue
             assert field.default == default, (name, agent)
+
+
+def test_a_value_no_branch_of_a_union_takes_names_the_key_and_every_branch(capsys):
+    from robotcl.cli import main
+
+    assert main(["run", "quick", "video.stages=foo", "--dry-run"]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("robotcl: error: config key 'video.stages': ")
+    assert "'all' or 'last'" in line and "valid list" in line and "(got 'foo')" in line
+    assert "literal[" not in line

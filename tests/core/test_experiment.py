@@ -211,6 +211,8 @@ def test_resume_refuses_missing_or_corrupt_runs(tiny, tmp_path, capsys):
     run_dir = only_run_dir(tmp_path / "runs" / "one")
     state = run_dir / "checkpoints" / "task000" / "state.pt"
     state.write_bytes(b"not a checkpoint")
+    unfinished = {**json.loads((run_dir / "results.json").read_text()), "metrics": {}}
+    (run_dir / "results.json").write_text(json.dumps(unfinished))  # a finished run is not resumed
     results_before = (run_dir / "results.json").read_text()
     capsys.readouterr()
     assert main(["run", "--resume", str(run_dir)]) == 2

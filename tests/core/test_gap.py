@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import shutil
 from pathlib import Path
 
@@ -227,6 +228,12 @@ def test_gap_table_arithmetic_on_made_up_runs():
     lines = text.splitlines()
     assert any(line.split()[:3] == ["x", "SL", "3"] and "1.0 KiB" in line for line in lines)
     assert any(line.split()[:2] == ["RL-SL", "-0.700"] for line in lines)
+    # n beside every interval; below 3 runs no interval at all (two seeds' range is no interval)
+    sl_row = next(line for line in lines if line.split()[:2] == ["x", "SL"])
+    rl_row = next(line for line in lines if line.split()[:1] == ["RL"])
+    assert re.search(r"\+0\.900 \[\+0\.8\d\d, \+0\.9\d\d\] n=3", sl_row)
+    assert "+0.200 (n=2)" in rl_row and "[" not in rl_row
+    assert "-0.700 (n=2)" in next(line for line in lines if line.split()[:1] == ["RL-SL"])
 
 
 def test_bootstrap_difference_and_heldout_metrics():
@@ -302,3 +309,20 @@ def test_the_gap_folder_changes_with_the_settings_of_its_runs_only(aim):
     assert gap_root(load_config(None, [*aim, "ewc.coef=5"])) != root
     assert gap_root(load_config(None, [*aim, "gap.epochs=3"])) == root  # its own sl-* grid
     assert gap_root(load_config(None, [*aim, "experts.noise=0.3"])) != root
+
+
+@pytest.mark.parametrize(
+    ("strategies", "message"),
+    [
+        ("[foo]", "strategy 'foo': unknown name"),
+        ("[multitask]", "strategies: multitask: the supervised side's bc agent lacks"),
+        ("[ewc,ewc]", "'ewc' is given twice"),
+    ],
+)
+def test_gap_refuses_a_bad_grid_before_any_expert_is_trained(
+    aim, tmp_path, capsys, strategies, message
+):
+    assert main(["gap", *aim, f"strategies={strategies}", "workers=0"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0]
+    assert not (tmp_path / "runs").exists()

@@ -363,3 +363,11 @@ def test_read_only_folders_are_one_line_errors(read_only_dir, args, capsys, monk
     err = capsys.readouterr().err
     assert "is not writable" in err and err.count("\n") == 1, err
     assert not list(read_only_dir.iterdir())
+
+
+@pytest.mark.parametrize("strategy", ["ewc", "packnet", "l2"])
+def test_a_strategy_whose_groups_are_empty_is_refused_naming_both(tiny, tmp_path, capsys, strategy):
+    assert main(["run", "quick", *tiny, "agent.net_arch=[]", f"strategy={strategy}"]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert f"{strategy}.groups=" in line and "agent.net_arch=[]" in line
+    assert not (tmp_path / "runs").exists()

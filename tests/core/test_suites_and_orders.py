@@ -9,6 +9,7 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 import pytest
+import yaml
 
 from robotcl.cli import main
 from robotcl.envs.suites import Suite, TaskSpec, make_suite
@@ -54,6 +55,9 @@ orders:
 """
 
 
+T5B = "tasks:\n  - T3\n  - id: robotcl/DClawTurnT5-v0\n    name: T5b\n    "
+
+
 def write(tmp_path: Path, text: str, name: str = "suite.yaml") -> str:
     path = tmp_path / name
     path.write_text(text)
@@ -87,14 +91,33 @@ def test_a_suite_file_is_a_suite_for_every_command(tmp_path, tiny, capsys):
         ("tasks: []", "non-empty 'tasks' list"),
         ("tasks: [T3]\nextra: 1", "unknown key 'extra'"),
         ("tasks: [T3, T4]\norders: {b: [T3]}", "not an order of all"),
+        (T5B + "kwargs: {nonsense: 3}", "task 1 'T5b': kwarg 'nonsense' is not taken by"),
+        (T5B + "kwrags: {valve: T4}", "task 1 'T5b': unknown key 'kwrags' (did you mean 'kwargs'"),
+        ("tasks: [T3, {Id: robotcl/DClawTurnT5-v0}]", "task 1: unknown key 'Id' (did you mean"),
+        (T5B + "kwargs: {valve: T99}", "task T5b: kwarg valve='T99' refused by"),
+        (T5B + "kwargs: {width: 64}", "task 1 'T5b': kwarg 'width' is set by robotcl"),
+        (T5B + "kwargs: [valve]", "task 1 'T5b': kwargs must be a mapping"),
     ],
 )
-def test_suite_file_errors_are_one_line_naming_the_file(tmp_path, capsys, text, message):
+@pytest.mark.parametrize("command", ["run", "show"])
+def test_suite_file_errors_are_one_line_naming_the_file(tmp_path, capsys, text, message, command):
     path = write(tmp_path, text)
-    assert main(["run", "quick", f"suite={path}", "--dry-run", f"runs_dir={tmp_path}/r"]) == 2
+    if command == "run":
+        argv = ["run", "quick", f"suite={path}", "--dry-run", f"runs_dir={tmp_path}/r"]
+    else:
+        argv = ["show", path, "--out", f"{tmp_path}/r/sheet.png"]
+    assert main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0] and ("suite" in err[0] or "order" in err[0])
+    assert f"suite file '{path}'" in err[0]
     assert not (tmp_path / "r").exists()
+
+
+def test_dry_run_prints_the_task_order_of_the_run_as_valid_yaml(capsys):
+    assert main(["run", "quick", "--dry-run", "order=c", "num_tasks=3"]) == 0
+    out = capsys.readouterr().out
+    assert "# tasks: [T3, T1, T7]" in out.splitlines()
+    assert yaml.safe_load(out)["order"] == "c"
 
 
 def test_a_missing_suite_file_is_named():
