@@ -178,39 +178,35 @@ def matrices_figure(cells: list[Cell]) -> Figure | None:
 
 
 def learnability_figure(cells: list[Cell]) -> Figure | None:
-    """Each task's success and return during its own training, one line a seed."""
-    runs = [(c.seed, cell_results(c)) for c in cells if c.label == REFERENCE]
+    """Each task's success (top) and return (bottom) during its own training, a panel a task,
+    a line a seed."""
+    runs = sorted(
+        ((c.seed, cell_results(c)) for c in cells if c.label == REFERENCE), key=lambda p: p[0]
+    )
     runs = [(s, r) for s, r in runs if r is not None]
     if not runs:
         return None
-    fig = Figure(figsize=(10, 3.4))
+    tasks = runs[0][1]["tasks"]
+    fig = Figure(figsize=(2.4 * len(tasks), 4.4))
     FigureCanvasAgg(fig)
-    ax_suc, ax_ret = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
-    colors = {}
-    for seed, r in sorted(runs, key=lambda pair: pair[0]):
+    axes = fig.subplots(2, len(tasks), sharex=True, squeeze=False)
+    for seed, r in runs:
         mode = r["metric_mode"]
         steps = np.asarray(r["curves"]["steps"], float)
         trained = np.asarray(r["curves"]["training_task"])
-        for j, task in enumerate(r["tasks"]):
+        for j in range(len(r["tasks"])):
             inside = trained == j
             x = (steps[inside] - r["bounds"][j][0]) / 1000
-            color = colors.setdefault(task, f"C{len(colors)}")
-            label = task if seed == runs[0][0] else None
-            ax_suc.plot(
-                x,
-                np.asarray(r["curves"][mode]["success"])[inside, j],
-                color=color,
-                alpha=0.7,
-                label=label,
-            )
-            ax_ret.plot(
-                x, np.asarray(r["curves"][mode]["return"])[inside, j], color=color, alpha=0.7
-            )
-    ax_suc.set_xlabel("k steps into the task")
-    ax_ret.set_xlabel("k steps into the task")
-    ax_suc.set_ylabel("success")
-    ax_ret.set_ylabel("return")
-    ax_suc.legend(fontsize=7)
+            for row, metric in enumerate(("success", "return")):
+                y = np.asarray(r["curves"][mode][metric])[inside, j]
+                axes[row][j].plot(x, y, marker=".", lw=1, label=f"s{seed}")
+    for j, task in enumerate(tasks):
+        axes[0][j].set_title(task, fontsize=9)
+        axes[0][j].set_ylim(-0.05, 1.05)
+        axes[1][j].set_xlabel("k steps into the task", fontsize=7)
+    axes[0][0].set_ylabel("success")
+    axes[1][0].set_ylabel("return")
+    axes[0][0].legend(fontsize=7)
     fig.tight_layout()
     return fig
 
