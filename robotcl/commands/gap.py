@@ -90,9 +90,10 @@ def gap_settings(config: ExperimentConfig) -> dict[str, Any]:
     return settings
 
 
-def gap_root(config: ExperimentConfig) -> Path:
-    """The gap's folder: ``<runs_dir>/<name>/gap-<key of gap_settings>``."""
-    key = settings_key(gap_settings(config))
+def gap_root(config: ExperimentConfig, key: str | None = None) -> Path:
+    """The gap's folder: ``<runs_dir>/<name>/gap-<key>``, the key of :func:`gap_settings`
+    (computed here unless given)."""
+    key = key or settings_key(gap_settings(config))
     return (Path(config.runs_dir) / config.name / f"gap-{key}").absolute()
 
 
@@ -190,13 +191,14 @@ def gap(source: str | None, overrides: list[str]) -> tuple[Path, int]:
     plan_grid(source, overrides)  # the RL side's cells, checked as compare checks them
     records = None if grid["records"] is None else check_records_folder(grid["records"])
     tasks = suite_of(base).task_names
-    key = settings_key(gap_settings(base))
-    root = gap_root(base)
+    settings = gap_settings(base)
+    key = settings_key(settings)
+    root = gap_root(base, key)
     if not root.is_dir():
         _note_older_gaps(base)
     atomic_write_text(
         root / KEY_FILE,
-        json.dumps({"key_version": KEY_VERSION, **gap_settings(base)}, indent=1, default=str),
+        json.dumps({"key_version": KEY_VERSION, **settings}, indent=1, default=str),
     )
     data_folder = root / "expert_data"
     _declare_data(base, data_folder, tasks)
