@@ -13,6 +13,7 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+from pydantic import BaseModel, ConfigDict
 
 from robotcl.envs import dclaw_env_id, dexterous_env_id  # importing registers the ids
 from robotcl.envs.extras import MissingExtra
@@ -193,6 +194,33 @@ SUITES.register("cw10", cw10)
 SUITES.register("cw20", cw20)
 
 
+class SuiteSettings(BaseModel):
+    """A suite factory's own settings (``suite_settings.<key>``): a factory declares them as its
+    ``Settings`` attribute, a subclass with fields, defaults and descriptions, and is called with
+    them as keyword arguments. The shipped suites take none."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+def suite_factory(name: str) -> Any:
+    """The factory of a registered suite or of ``package.module:factory``; None for a suite
+    file (it takes no settings)."""
+    if is_suite_file(name):
+        return None
+    return find_suite_factory(name) if ":" in name else SUITES.get(name)
+
+
+def factory_settings(factory: Any, where: str) -> type[SuiteSettings]:
+    """The model of a suite factory's settings (an empty one if it declares none); ``where``
+    names the suite in the error for a ``Settings`` that is not a :class:`SuiteSettings`."""
+    settings = getattr(factory, "Settings", SuiteSettings)
+    if not (isinstance(settings, type) and issubclass(settings, SuiteSettings)):
+        raise UserInputError(
+            where, "its factory's Settings is not a robotcl.envs.suites.SuiteSettings subclass"
+        )
+    return settings
+
+
 def make_suite(
     name: str,
     order: str | list[str] = "a",
@@ -201,18 +229,19 @@ def make_suite(
     observation: str = "state",
     pixel_size: int = 100,
     frames: int = 3,
+    settings: dict[str, Any] | None = None,
 ) -> Suite:
     """Build a suite: a registered name, a suite file (``*.yaml``, see
-    :mod:`robotcl.envs.suite_file`) or ``package.module:factory``, in ``order``; optionally keep
-    only ``tasks`` (by name, in that order), then only the first ``num_tasks``; ``observation``
-    "pixels" or "pixels+proprio" renders every task (``pixel_size`` square, ``frames``
-    stacked)."""
+    :mod:`robotcl.envs.suite_file`) or ``package.module:factory`` (called with ``settings``, its
+    ``Settings``' keys), in ``order``; optionally keep only ``tasks`` (by name, in that order),
+    then only the first ``num_tasks``; ``observation`` "pixels" or "pixels+proprio" renders
+    every task (``pixel_size`` square, ``frames`` stacked)."""
     if is_suite_file(name):
         suite = load_suite_file(name)
     elif ":" in name:
-        suite = load_suite_factory(name)
+        suite = load_suite_factory(name, settings)
     else:
-        suite = SUITES.get(name)()
+        suite = SUITES.get(name)(**(settings or {}))
     suite = suite.ordered(order)
     if tasks:
         suite = suite.select(tasks)
@@ -243,9 +272,9 @@ def load_suite_file(path: str) -> Suite:
     return suite
 
 
-def load_suite_factory(reference: str) -> Suite:
-    """The suite ``package.module:factory()`` returns, its tasks' spaces checked; a module that
-    cannot be imported, a missing or odd factory is one line naming it."""
+def find_suite_factory(reference: str) -> Any:
+    """The callable ``package.module:factory`` names; a module that cannot be imported, a
+    missing or odd factory is one line naming it."""
     where = f"suite '{reference}'"
     if not FACTORY_REFERENCE.fullmatch(reference):
         raise UserInputError(
@@ -267,7 +296,13 @@ def load_suite_factory(reference: str) -> Suite:
         factory = getattr(factory, part)
     if not callable(factory):
         raise UserInputError(where, f"'{attribute}' of {module_name} is not callable")
-    suite = factory()
+    return factory
+
+
+def load_suite_factory(reference: str, settings: dict[str, Any] | None = None) -> Suite:
+    """The suite ``package.module:factory(**settings)`` returns, its tasks' spaces checked."""
+    where = f"suite '{reference}'"
+    suite = find_suite_factory(reference)(**(settings or {}))
     if not isinstance(suite, Suite):
         raise UserInputError(
             where,

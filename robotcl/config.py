@@ -138,8 +138,13 @@ class AgentConfig(_Strict):
 
     Setting a key that the chosen agent does not take is an error (a value equal to the default
     is accepted, so presets that spell out SAC defaults and saved configs that list every key
-    load for any agent). The learner receives only the keys its ``__init__`` takes.
+    load for any agent). The learner receives only the keys its ``__init__`` takes, and the keys
+    of its own ``Settings`` (robotcl.learner.LearnerSettings), validated in
+    :func:`validate_config`.
     """
+
+    # extra keys: the chosen learner's own settings (checked in validate_config)
+    model_config = ConfigDict(extra="allow", validate_assignment=True, allow_inf_nan=False)
 
     name: str = Field(
         "sac", description="learner: a registered agent name (sac, td3, ppo; bc: supervised)"
@@ -209,12 +214,13 @@ class AgentConfig(_Strict):
 
     @staticmethod
     def keys_taken_by(learner: type) -> set[str] | None:
-        """The agent keys (less ``name``) that ``learner.__init__`` takes; None if it takes any
-        keyword (``**kwargs``)."""
+        """The agent keys (less ``name``) that ``learner.__init__`` takes, its own settings
+        included; None if it takes any keyword (``**kwargs``)."""
         params = inspect.signature(learner).parameters
         if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
             return None
-        return {k for k in AgentConfig.model_fields if k in params and k != "name"}
+        shared = {k for k in AgentConfig.model_fields if k in params and k != "name"}
+        return shared | set(learner_settings(learner).model_fields)
 
     def settings_for(self, learner: type) -> dict[str, Any]:
         """The settings to pass to ``learner``: the keys it takes."""
@@ -245,6 +251,13 @@ class AgentConfig(_Strict):
             where = f"set it only with agent {' or '.join(users)}" if users else "remove it"
             raise ValueError(f"not used by agent '{agent}'; {where}")
         return value
+
+
+def learner_settings(learner: type) -> type[BaseModel]:
+    """The model of a learner's own ``agent.*`` keys (an empty one if it declares none)."""
+    from robotcl.learner import LearnerSettings
+
+    return getattr(learner, "Settings", None) or LearnerSettings
 
 
 def _agents() -> Any:
@@ -362,6 +375,11 @@ class ExperimentConfig(_Strict):
         "dclaw10",
         description="a registered suite, a suite file (*.yaml) or package.module:factory (see "
         "README)",
+    )
+    suite_settings: dict[str, Any] = Field(
+        {},
+        description="settings of the suite's factory, as its Settings declares (a plugin "
+        "suite's; the shipped suites and suite files take none)",
     )
     order: str | list[str] = Field(
         "a",
@@ -623,7 +641,68 @@ def validate_config(data: dict[str, Any]) -> ExperimentConfig:
         STRATEGIES.get(name)
     _validate_blocks(config, STRATEGIES, "")
     _validate_blocks(config.agent.encoder, _objectives(), "agent.encoder.")
+    _validate_learner_settings(config.agent)
+    _validate_suite_settings(config)
     return config
+
+
+def _validate_suite_settings(config: ExperimentConfig) -> None:
+    """``suite_settings`` must be the suite factory's own settings; stored validated, defaults
+    filled."""
+    from robotcl.envs.suites import factory_settings, suite_factory
+
+    factory = suite_factory(config.suite)
+    if factory is None:  # a suite file
+        if config.suite_settings:
+            raise UserInputError(
+                "config key 'suite_settings'", "a suite file takes no settings", "remove it"
+            )
+        return
+    model = factory_settings(factory, f"suite '{config.suite}'")
+    unknown = sorted(set(config.suite_settings) - set(model.model_fields))
+    if unknown:
+        allowed = ", ".join(model.model_fields) or f"none: suite {config.suite} takes no settings"
+        raise UserInputError(
+            f"config key 'suite_settings.{unknown[0]}'", "unknown key", f"allowed: {allowed}"
+        )
+    try:
+        settings = model.model_validate(config.suite_settings)
+    except ValidationError as exc:
+        raise _format_error(exc, model, prefix="suite_settings.") from None
+    config.suite_settings = settings.model_dump()
+
+
+def _validate_learner_settings(agent: AgentConfig) -> None:
+    """The agent's extra keys must be its learner's own settings; stored validated, defaults
+    filled (so config.yaml and ``--dry-run`` list them)."""
+    extra = agent.model_extra
+    assert extra is not None  # extra="allow"
+    agents = _agents()
+    model = learner_settings(agents.get(agent.name))
+    shared = sorted(set(model.model_fields) & set(AgentConfig.model_fields))
+    if shared:
+        raise UserInputError(
+            f"agent '{agent.name}'",
+            f"its Settings declare {', '.join(shared)}, a shared agent key",
+            "take it as an __init__ argument instead, or rename it",
+        )
+    for key in extra:
+        if key not in model.model_fields:
+            users = [a for a in agents if key in learner_settings(agents.get(a)).model_fields]
+            allowed = sorted([*AgentConfig.model_fields, *model.model_fields])
+            why = (
+                f"not a setting of agent '{agent.name}'; set it only with agent "
+                + " or ".join(users)
+                if users
+                else f"unknown key; allowed: {', '.join(allowed)}"
+            )
+            raise UserInputError(f"config key 'agent.{key}'", why)
+    try:
+        settings = model.model_validate(extra)
+    except ValidationError as exc:
+        raise _format_error(exc, model, prefix="agent.") from None
+    extra.clear()
+    extra.update(settings.model_dump())
 
 
 def _validate_blocks(model: BaseModel, registry: Any, prefix: str) -> None:
@@ -722,4 +801,16 @@ def describe(
         objectives = _objectives()
         for name in objectives:
             rows += describe(objectives.get(name).Settings, f"{prefix}{name}.")
+    if model is ExperimentConfig:  # each registered suite's own settings
+        from robotcl.envs.suites import factory_settings
+        from robotcl.registry import SUITES
+
+        for name in SUITES:
+            own = describe(factory_settings(SUITES.get(name), name), f"{prefix}suite_settings.")
+            rows += [(k, v, f"suite {name} only: {d}") for k, v, d in own]
+    if model is AgentConfig:  # each learner's own settings
+        agents = _agents()
+        for name in agents:
+            own = describe(learner_settings(agents.get(name)), prefix)
+            rows += [(k, v, f"{name} only: {d}") for k, v, d in own]
     return rows

@@ -31,7 +31,7 @@ import robotcl.strategies  # noqa: F401  (registers the built-in strategies)
 from robotcl.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from robotcl.config import AgentConfig, ExperimentConfig, validate_config
 from robotcl.envs.suites import Suite, make_suite
-from robotcl.errors import RunStopped, UserInputError
+from robotcl.errors import RunStopped, UserInputError, warn
 from robotcl.evaluation import Evaluator, TaskScore
 from robotcl.learner import unmet_needs
 from robotcl.metrics import compute_metrics, heldout_metrics
@@ -51,6 +51,20 @@ def build_strategy(config: ExperimentConfig) -> Strategy:
         cls = STRATEGIES.get(name)
         members.append(cls(cls.Settings(**config.strategy_settings(name))))
     return members[0] if len(members) == 1 else StrategyStack(members)
+
+
+def probe_off(config: ExperimentConfig, learner: Any, layout: Any) -> str | None:
+    """Why the linear probe cannot run although ``probe.samples`` asks for it, or None."""
+    if not config.probe.samples:
+        return None
+    if layout is not None and layout.proprio == 0:
+        return f"observation={config.observation} holds no state to read back (pixels+proprio does)"
+    if "features" not in getattr(learner, "capabilities", ()):
+        return (
+            f"agent '{config.agent.name}' does not offer the capability features "
+            "(features(obs): the representation its heads read); probe.samples=0 says so quietly"
+        )
+    return None
 
 
 def build_learner(config: ExperimentConfig, suite: Suite) -> Any:
@@ -174,12 +188,10 @@ class Experiment:
             )
         layout = self.suite.layout
         state_part = slice(layout.pixel_values, None) if layout is not None else slice(None)
-        probe_target = layout is None or layout.proprio > 0  # pixels alone: no state to read
-        if (
-            config.probe.samples
-            and probe_target
-            and "features" in getattr(self.learner, "capabilities", ())
-        ):
+        off = probe_off(config, self.learner, layout)
+        if off and resume_from is None:
+            warn(f"the linear probe is off: {off}")
+        if config.probe.samples and not off:
             self.probe = RepresentationProbe(
                 len(self.suite), config.probe.samples, config.probe.ridge, config.seed, state_part
             )
@@ -478,6 +490,7 @@ def suite_of(config: ExperimentConfig) -> Suite:
         config.observation,
         config.pixels.size,
         config.pixels.frames,
+        config.suite_settings,
     )
 
 

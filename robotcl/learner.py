@@ -6,6 +6,11 @@ A learner is registered by name (``@register_agent("mine")`` or the entry-point 
     learner = cls(env=cls.wrap_env(suite.make_env(0)), num_tasks=T, task_names=[...], seed=s,
                   device=d, **agent settings its __init__ takes)
 
+The agent settings are robotcl's shared ``agent.*`` keys that ``__init__`` names, and the
+learner's own: a learner may declare them as ``Settings``, a :class:`LearnerSettings` subclass
+(``agent.noise_std=0.2`` is then validated by it, listed by ``robotcl run --help`` and written
+into the run's config.yaml with its defaults filled).
+
 :class:`Learner` lists the members every learner has; registering a class that lacks one is a
 one-line error naming them. Strategies need more of some learners; a learner says what it offers
 in ``capabilities`` (names from :data:`CAPABILITIES`) and a strategy what it needs in ``needs``,
@@ -20,6 +25,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 import gymnasium as gym
 import numpy as np
 import torch
+from pydantic import BaseModel, ConfigDict
 
 #: capability -> what a learner that offers it provides
 CAPABILITIES: dict[str, str] = {
@@ -39,6 +45,14 @@ CAPABILITIES: dict[str, str] = {
     "off_policy": "collects its own data into a replay buffer that may persist across tasks "
     "(reset_buffer, reset_optimizer, random_steps, update_after attributes)",
 }
+
+
+class LearnerSettings(BaseModel):
+    """A learner's own ``agent.*`` keys; subclasses add fields with defaults and descriptions.
+    A field may not reuse a shared key's name (``learning_rate``, ``batch_size``...: see
+    ``robotcl run --help``)."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 @runtime_checkable
@@ -117,10 +131,18 @@ REQUIRED = (
 
 
 def missing_members(cls: type) -> list[str]:
-    """The protocol members ``cls`` lacks (and unknown capability names it declares)."""
+    """The protocol members ``cls`` lacks (and unknown capability names it declares, and a
+    ``Settings`` that is not a :class:`LearnerSettings`; one that reuses a shared key's name is
+    refused when it is used, by robotcl.config)."""
     missing = [name for name in REQUIRED if not hasattr(cls, name)]
     unknown = sorted(set(getattr(cls, "capabilities", ())) - set(CAPABILITIES))
-    return missing + [f"capabilities: unknown {u!r}" for u in unknown]
+    problems = missing + [f"capabilities: unknown {u!r}" for u in unknown]
+    settings = getattr(cls, "Settings", None)
+    if settings is None:
+        return problems
+    if not (isinstance(settings, type) and issubclass(settings, LearnerSettings)):
+        return [*problems, "Settings: not a robotcl.learner.LearnerSettings subclass"]
+    return problems
 
 
 def unmet_needs(strategy: Any, learner: Any) -> list[str]:

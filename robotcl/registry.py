@@ -103,11 +103,14 @@ def _check_learner(name: str, cls: Any) -> None:
     """A registered learner must have every member of the learner protocol."""
     from robotcl.learner import missing_members
 
-    missing = missing_members(cls)
-    if missing:
+    problems = missing_members(cls)
+    if problems:
+        lacks = [p for p in problems if ":" not in p]
+        others = [p for p in problems if ":" in p]
+        what = "; ".join(([f"it lacks {', '.join(lacks)}"] if lacks else []) + others)
         raise UserInputError(
             f"agent '{name}'",
-            f"{getattr(cls, '__name__', cls)} is not a learner: it lacks {', '.join(missing)}",
+            f"{getattr(cls, '__name__', cls)} is not a learner: {what}",
             "see robotcl.learner.Learner",
         )
 

@@ -99,6 +99,8 @@ def result_settings(config: ExperimentConfig, without: tuple[str, ...] = ()) -> 
     for dotted in (*LOGGING_ONLY, *without):
         _pop(data, dotted)
     data["suite"] = suite_identity(config.suite)
+    if not data.get("suite_settings"):  # none: keys as before the key existed
+        data.pop("suite_settings", None)
     if config.reference == ["experts"]:
         data["experts"] = {
             "steps_per_task": config.experts.steps_per_task,

@@ -46,7 +46,7 @@ def suite_modules(tmp_path, monkeypatch):
 
 
 def test_a_suite_factory_named_on_the_command_line_is_run(suite_modules, tiny, tmp_path):
-    args = [*tiny, "suite=my_suites:two_valves", "order=back", "name=factory"]
+    args = [*tiny, "suite=my_suites:valves", "order=back", "name=factory"]
     assert main(["run", "quick", *args, "steps_per_task=60", "eval.every_steps=60"]) == 0
     (run_dir,) = (tmp_path / "runs" / "factory").iterdir()
     results = json.loads((run_dir / "results.json").read_text())
@@ -154,3 +154,50 @@ def test_a_broken_plugin_breaks_nothing_until_it_is_asked_for(broken_plugins, tm
         assert len(err) == 1 and "distribution badpkg" in err[0], err
         assert f"entry point {name} = badpkg." in err[0] and "fails to load" in err[0]
     assert not (tmp_path / "r").exists()
+
+
+def test_a_suite_factorys_own_settings_reach_it_and_its_run(suite_modules, tiny, tmp_path, capsys):
+    args = ["run", "quick", *tiny, "suite=my_suites:valves", "suite_settings.valves=[T0,T2,T4]"]
+    assert main([*args, "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "suite_settings:\n  valves:\n  - T0\n  - T2\n  - T4\n" in out
+    assert out.rstrip().endswith("# tasks: [V0, V2]")  # num_tasks=2 of the three
+    assert main([*args, "name=factory", "steps_per_task=60", "eval.every_steps=60"]) == 0
+    (run_dir,) = (tmp_path / "runs" / "factory").iterdir()
+    assert json.loads((run_dir / "results.json").read_text())["tasks"] == ["V0", "V2"]
+    assert "  - T4\n" in (run_dir / "config.yaml").read_text()  # resumed with the same suite
+
+
+@pytest.mark.parametrize(
+    ("items", "message"),
+    [
+        (
+            ["suite=my_suites:valves", "suite_settings.valves=[T0]"],
+            "config key 'suite_settings.valves': List should have at least 2 items",
+        ),
+        (
+            ["suite=my_suites:valves", "suite_settings.valve=[T0,T1]"],
+            "config key 'suite_settings.valve': unknown key; allowed: valves",
+        ),
+        (
+            ["suite_settings.valves=[T0,T1]"],
+            "config key 'suite_settings.valves': unknown key; allowed: none: suite dclaw10 takes "
+            "no settings",
+        ),
+    ],
+)
+def test_a_bad_suite_setting_is_one_line(suite_modules, tiny, tmp_path, capsys, items, message):
+    assert main(["run", "quick", *tiny, *items]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"robotcl: error: {message}")
+    assert not (tmp_path / "runs").exists()
+
+
+def test_help_lists_the_settings_of_a_registered_suite(suite_modules, monkeypatch, capsys):
+    import my_suites
+
+    monkeypatch.setitem(registry.SUITES._items, "valves", my_suites.valves)  # as by entry point
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    lines = [line for line in capsys.readouterr().out.splitlines() if "suite_settings." in line]
+    assert len(lines) == 1 and "suite valves only: dclaw10 tasks, in order" in lines[0]
