@@ -35,7 +35,7 @@ from robotcl.errors import RunStopped, UserInputError, warn
 from robotcl.evaluation import Evaluator, TaskScore
 from robotcl.learner import unmet_needs
 from robotcl.metrics import compute_metrics, heldout_metrics
-from robotcl.outputs import RunDirectory, TensorBoardLog
+from robotcl.outputs import RunDirectory, TensorBoardLog, check_writable
 from robotcl.probe import RepresentationProbe
 from robotcl.progress import progress
 from robotcl.registry import AGENTS, STRATEGIES
@@ -612,6 +612,10 @@ def resume(
     continue from, return those results and write nothing)."""
     run_dir = RunDirectory(Path(path))
     config = run_config(path)
+    if not dry_run:  # a folder that stayed read-only: refused before the lock is taken
+        for folder in (run_dir.path, run_dir.checkpoints, run_dir.tb):
+            if folder.is_dir():
+                check_writable(folder, "--resume")
     checkpoint = latest_checkpoint(run_dir.checkpoints)
     experiment = Experiment(config, reference_runs)
     experiment.prepare(checkpoint)  # None: killed during the first task, start it again

@@ -1,6 +1,7 @@
 """Runs that end or go wrong: a finished run is left as it is, SIGTERM stops a run as Ctrl-C
-does, a run directory that turns read-only stops the run in one line, and the global random
-generators are seeded so that a plugin learner's runs are reproducible."""
+does, a run directory that turns read-only stops the run in one line (and is not resumed while
+it stays read-only), and the global random generators are seeded so that a plugin learner's runs
+are reproducible."""
 
 from __future__ import annotations
 
@@ -167,6 +168,13 @@ def make_read_only(patch: Any, root: Path) -> None:
 
         return call
 
+    def access(path: Any, mode: int, *args: Any, **kwargs: Any) -> bool:
+        if inside(path) and mode & os.W_OK:
+            return False
+        return real_access(path, mode, *args, **kwargs)
+
+    real_access = os.access
+    patch.setattr(os, "access", access)
     patch.setattr(builtins, "open", open_)
     patch.setattr(io, "open", open_)
     patch.setattr(os, "open", os_open)
@@ -194,6 +202,18 @@ def test_a_run_directory_that_turns_read_only_stops_the_run_in_one_line(
     assert err[1].endswith(f"the last checkpoint is kept: robotcl run --resume {run_dir}")
     assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["task000"]
     assert json.loads((run_dir / "results.json").read_text())["completed_tasks"] == 1
+
+    # resumed while the folder is still read-only: one line before anything is touched
+    before = snapshot(run_dir)
+    make_read_only(monkeypatch, tmp_path / "runs")
+    try:
+        code = main(["run", "--resume", str(run_dir)])
+    finally:
+        monkeypatch.undo()
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1, err
+    assert err[0] == f"robotcl: error: --resume '{run_dir}': '{run_dir}' is not writable"
+    assert snapshot(run_dir) == before
 
 
 # -- a plugin learner on the global random generators --------------------------------------
