@@ -254,13 +254,16 @@ class ContinualOffPolicy(ContinualSB3):
 
         self.ssl_wiring.remember(self.current_task, self.replay_buffer.size(), rows)
 
-    def ssl_term(self, batch: Any, out: dict[str, torch.Tensor]) -> torch.Tensor | None:
-        """The weighted SSL loss of this update (see :meth:`SSLWiring.term`), or None."""
+    def ssl_term(
+        self, batch: Any, out: dict[str, torch.Tensor], update: int | None = None
+    ) -> torch.Tensor | None:
+        """The weighted SSL loss of update number ``update`` (default: the count so far; see
+        :meth:`SSLWiring.term`), or None."""
         if self.ssl_wiring is None:
             return None
         proprio = self.encoder.proprio if self.pixel_layout is not None else None
         return self.ssl_wiring.term(
-            self._n_updates,
+            self._n_updates if update is None else update,
             self.current_task,
             batch.observations,
             batch.next_observations,
@@ -271,15 +274,18 @@ class ContinualOffPolicy(ContinualSB3):
     def hooked_step(
         self, loss: torch.Tensor, out: dict[str, torch.Tensor], batch: Any, step_actor: bool = True
     ) -> None:
-        """The tail every update shares: the strategy's penalty and the SSL term added to
-        ``loss``, one backward pass, the strategy's gradient adjustment, the optimizer steps (the
-        actor's only with ``step_actor``), the SSL step, ``after_step``; counts the update."""
+        """The tail every update shares: the strategy's penalty added to ``loss``, one backward
+        pass, the strategy's gradient adjustment, the optimizer steps (the actor's only with
+        ``step_actor``), ``after_step``; counts the update. The contrastive loss is either added
+        to ``loss`` (``agent.encoder.ssl_update=joint``) or stepped after it on its own
+        (``separate``, CURL's: :meth:`ssl_update`)."""
         task = self.current_task
         penalty = self.strategy.penalty(task)
         if penalty is not None:
             loss = loss + penalty
             out["penalty"] = penalty
-        ssl = self.ssl_term(batch, out)
+        joint = self.ssl_wiring is not None and self.ssl_wiring.joint
+        ssl = self.ssl_term(batch, out) if joint else None
         if ssl is not None:
             loss = loss + ssl
         self.actor.optimizer.zero_grad()
@@ -291,14 +297,39 @@ class ContinualOffPolicy(ContinualSB3):
         if step_actor:
             self.actor.optimizer.step()
         self.critic.optimizer.step()
-        self.ssl_step()
+        if joint:
+            self.ssl_wiring.step(self._n_updates)  # type: ignore[union-attr]
         self.strategy.after_step()
         self._n_updates += 1
+        if self.ssl_wiring is not None and not joint:
+            self.ssl_update(batch, out)
 
-    def ssl_step(self) -> None:
-        """After the optimizer steps: the SSL optimizer (its heads, W) and momentum updates."""
-        if self.ssl_wiring is not None:
-            self.ssl_wiring.step(self._n_updates)
+    def ssl_update(self, batch: Any, out: dict[str, torch.Tensor]) -> None:
+        """CURL's own update (Laskin et al. 2020, ``update_cpc``), on the updates whose count is a
+        multiple of ``ssl_every`` (so logged ones include it): the contrastive loss (and the
+        strategy's penalty) through its own backward pass and its own Adam over the encoder and
+        the objective's parameters, the strategy's gradient adjustment and ``after_step``, then
+        the momentum encoders. Its gradient is normalised on its own: summed into the critic's
+        loss, it is drowned wherever rewards are large (D'Claw's are about -10 a step, DMC's lie
+        in [0, 1]), and the encoder never follows it."""
+        wiring = self.ssl_wiring
+        if wiring is None or not wiring.active(self._n_updates):
+            return
+        task = self.current_task
+        loss = self.ssl_term(batch, out)  # zeroes the SSL optimizer's grads
+        if loss is None:
+            return
+        penalty = self.strategy.penalty(task)
+        if penalty is not None:
+            loss = loss + penalty
+        self.actor.optimizer.zero_grad()
+        self.critic.optimizer.zero_grad()
+        loss.backward()
+        self.strategy.adjust_gradients(task)
+        if wiring.optimizer is not None:
+            wiring.optimizer.step()
+        wiring.objective.after_update()
+        self.strategy.after_step()
 
     def _excluded_save_params(self) -> list[str]:
         return [*super()._excluded_save_params(), "ssl_wiring"]
@@ -359,9 +390,9 @@ class ContinualOffPolicy(ContinualSB3):
                 lr=self.lr_schedule(1),
                 **policy.optimizer_kwargs,
             )
-        if self.ssl_wiring is not None:
-            encoder = self.encoder if owner == "ssl" else None
-            self.ssl_wiring.reset_optimizer(self.lr_schedule(1), encoder)
+        if self.ssl_wiring is not None:  # separate: CURL's own Adam over the encoder too
+            own = owner == "ssl" or not self.ssl_wiring.joint
+            self.ssl_wiring.reset_optimizer(self.lr_schedule(1), self.encoder if own else None)
 
     def task_data(self) -> TaskData:
         """What the finished task leaves to strategies."""

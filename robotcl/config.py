@@ -62,6 +62,13 @@ class EncoderConfig(_Strict):
     )
     ssl_weight: NonNegativeFloat = Field(1.0, description="weight of the SSL loss")
     ssl_every: PositiveInt = Field(1, description="compute the SSL loss every N updates")
+    ssl_update: Literal["separate", "joint"] = Field(
+        "separate",
+        description="sac, td3: separate (CURL's): after each RL update, the SSL loss's own "
+        "backward pass and Adam over the encoder and the objective; joint: added to the "
+        "critic's loss, one backward (the critic's gradient then sets the encoder's step). bc "
+        "always adds it to its loss",
+    )
     actor_gradients: bool = Field(False, description="the actor's loss trains the encoder")
     critic_gradients: bool = Field(True, description="the critic's loss trains the encoder")
     memory_ratio: float = Field(

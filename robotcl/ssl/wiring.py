@@ -92,6 +92,12 @@ class SSLWiring:
         params = self.parameters(encoder)
         self.optimizer = torch.optim.Adam(params, lr=learning_rate) if params else None
 
+    @property
+    def joint(self) -> bool:
+        """Whether the loss is added to the learner's own (``ssl_update=joint``) rather than
+        stepped on its own after it (``separate``, CURL's)."""
+        return self.settings["ssl_update"] == "joint"
+
     # -- one update -----------------------------------------------------------------------
     def active(self, update: int) -> bool:
         """Whether update number ``update`` (from 0) computes the SSL loss: every ``ssl_every``."""

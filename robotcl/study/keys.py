@@ -9,9 +9,10 @@ agent's expert data (by the datasets' content).
 Not in a key (they change how a run is logged or where it goes, not its numbers): ``name``,
 ``runs_dir``, ``run_dir``, ``overwrite``, ``progress``, ``torch_threads``, ``device``, ``video.*``,
 ``agent.log_every_updates``, the settings of strategies and contrastive objectives the run does
-not use, ``experts.*`` unless the run's reference is its experts (then ``experts.steps_per_task``
-and ``experts.seed``), ``experts.threshold`` (it only flags) and ``gap.*`` (the gap turns them
-into the supervised agent's own settings, which are in its runs' keys).
+not use (and ``agent.encoder.ssl_update`` without an objective, ``suite_settings`` when empty),
+``experts.*`` unless the run's reference is its experts (then ``experts.steps_per_task`` and
+``experts.seed``), ``experts.threshold`` (it only flags) and ``gap.*`` (the gap turns them into
+the supervised agent's own settings, which are in its runs' keys).
 """
 
 from __future__ import annotations
@@ -113,6 +114,8 @@ def result_settings(config: ExperimentConfig, without: tuple[str, ...] = ()) -> 
     encoder = data.get("agent", {}).get("encoder")
     if isinstance(encoder, dict):  # the selected objective's settings, in full; no other's
         chosen = encoder.get("objective")
+        if chosen == "none":  # how an SSL loss is stepped: no SSL loss, no matter
+            encoder.pop("ssl_update", None)
         for name in [n for n in encoder if n in OBJECTIVES and n != chosen]:
             encoder.pop(name)
         if chosen in OBJECTIVES:

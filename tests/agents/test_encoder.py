@@ -278,3 +278,67 @@ def test_a_pixel_run_renders_stores_single_frames_and_trains_the_conv_encoder(ti
     events = EventAccumulator(str(tb))
     events.Reload()
     assert "train/ssl/curl/loss" in events.Tags()["scalars"]
+
+
+class Scalars:
+    """A logger that keeps the tags recorded."""
+
+    def __init__(self) -> None:
+        self.tags: set[str] = set()
+
+    def record(self, key: str, value: float, *args, **kwargs) -> None:
+        self.tags.add(key)
+
+    def dump(self, step: int = 0) -> None: ...
+
+
+@pytest.mark.parametrize("agent", ["sac", "td3"])
+def test_the_contrastive_loss_has_its_own_step_as_in_curl(agent, tiny):
+    """separate (default): CURL's own Adam over the encoder and W (the critic's Adam holds the
+    encoder too), stepped after the RL update, its gradient reaching the encoder alone; joint:
+    W only, the loss added to the critic's."""
+    learner = learner_with(tiny, f"agent.name={agent}", "agent.encoder.objective=curl")
+    encoder = {id(p) for p in learner.encoder.parameters()}
+    own = [p for group in learner.ssl_optimizer.param_groups for p in group["params"]]
+    critic = {id(p) for group in learner.critic.optimizer.param_groups for p in group["params"]}
+    assert encoder <= {id(p) for p in own} and encoder <= critic
+    assert any(p is learner.ssl.W for p in own)
+    seen: list[tuple[bool, bool]] = []  # (encoder gradient, W gradient) at each SSL step
+    step = learner.ssl_optimizer.step
+
+    def stepped(*args, **kwargs):
+        actor_trunk = learner.parameter_groups()["actor_trunk"]
+        assert all(p.grad is None or not p.grad.any() for p in actor_trunk)  # SSL's own grads
+        seen.append(
+            (
+                nonzero([p.grad for p in learner.encoder.parameters()]),
+                learner.ssl.W.grad is not None and bool(learner.ssl.W.grad.any()),
+            )
+        )
+        return step(*args, **kwargs)
+
+    learner.ssl_optimizer.step = stepped
+    learner.learn_task(20)
+    assert seen and all(seen_encoder and seen_w for seen_encoder, seen_w in seen)
+
+    joint = learner_with(
+        tiny,
+        f"agent.name={agent}",
+        "agent.encoder.objective=curl",
+        "agent.encoder.ssl_update=joint",
+    )
+    own = [p for group in joint.ssl_optimizer.param_groups for p in group["params"]]
+    assert [id(p) for p in own] == [id(joint.ssl.W)]
+
+
+def test_ssl_scalars_are_logged_when_ssl_every_divides_the_logging_interval(tiny):
+    learner = learner_with(
+        tiny,
+        "agent.encoder.objective=curl",
+        "agent.encoder.ssl_every=2",
+        "agent.log_every_updates=4",
+    )
+    logger = Scalars()
+    learner.set_logger(logger)
+    learner.learn_task(40)
+    assert {"train/ssl/curl/loss", "train/ssl/curl/accuracy"} <= logger.tags
