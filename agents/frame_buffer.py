@@ -6,7 +6,10 @@ float32 here (2F frames of 4 bytes a value per transition). This buffer keeps th
 each observation (one uint8 frame per transition), the newest frame of the last ``next_obs`` of
 every finished episode (one per episode), and the non-pixel tail (state, one-hot) as float32, and
 rebuilds both stacks when sampling, clamped at the episode's first frame as the env's frame
-stack repeats its reset frame. ``add`` takes stable-baselines3's arguments and ``sample`` returns
+stack repeats its reset frame. An episode starts after a done, and also where an observation does
+not continue the previous transition's next one (a reset without a done: a task switch when
+steps_per_task is not a multiple of the episode's length), so no stack crosses an episode
+border. ``add`` takes stable-baselines3's arguments and ``sample`` returns
 its ``ReplayBufferSamples``, so a learner can use it in place of SB3's buffer.
 """
 
@@ -86,7 +89,13 @@ class FrameReplayBuffer:
         """One transition of a single env (SB3's shapes: a leading env axis of 1)."""
         obs, next_obs = np.asarray(obs)[0], np.asarray(next_obs)[0]
         i, slot, pixels = self.count, self.count % self.capacity, self.layout.pixel_values
-        self.frames[i % self.frame_capacity] = self._newest_frame(obs)
+        newest = self._newest_frame(obs)
+        if self._start < i and not self._continues(newest, obs[pixels:]):
+            # reset without a done: the previous transition's next frame is its own, and the
+            # stacks of this episode begin here
+            self.last_frames[i - 1] = self._latest_next  # type: ignore[assignment]
+            self._start = i
+        self.frames[i % self.frame_capacity] = newest
         self.tails[slot], self.next_tails[slot] = obs[pixels:], next_obs[pixels:]
         self.actions[slot] = np.asarray(action).reshape(-1)
         self.rewards[slot] = float(np.asarray(reward).reshape(-1)[0])
@@ -104,6 +113,14 @@ class FrameReplayBuffer:
         oldest = self.count - self.capacity
         for key in [k for k in self.last_frames if k < oldest]:
             del self.last_frames[key]
+
+    def _continues(self, newest: np.ndarray, tail: np.ndarray) -> bool:
+        """Whether an observation (its newest frame and its tail) is the previous transition's
+        next observation."""
+        previous = (self.count - 1) % self.capacity
+        return np.array_equal(newest, self._latest_next) and np.array_equal(
+            tail, self.next_tails[previous]
+        )
 
     # -- reading ------------------------------------------------------------------------------
     def _frame_at(self, index: int) -> np.ndarray:

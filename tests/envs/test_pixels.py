@@ -86,28 +86,34 @@ def test_dclaw_renders_pixel_observations_of_the_declared_shape(gl_ok):
     again.close()
 
 
-def collect(env: gym.Env, steps: int, buffer: FrameReplayBuffer, seed: int = 0):
-    """Feed ``buffer`` as stable-baselines3 does; return the transitions it was given."""
+def collect(env: gym.Env, steps: int, buffer: FrameReplayBuffer, seed: int = 0, cut_every: int = 0):
+    """Feed ``buffer`` as stable-baselines3 does; return the transitions it was given.
+    ``cut_every``: also reset the env every that many steps without a done (as a task switch
+    does when steps_per_task is not a multiple of the episode's length)."""
     rng = np.random.default_rng(seed)
     given = []
     obs, _ = env.reset(seed=seed)
-    for _ in range(steps):
+    for step in range(steps):
         action = rng.uniform(-1, 1, 1).astype(np.float32)
         nxt, reward, terminated, truncated, _ = env.step(action)
         info = {"TimeLimit.truncated": truncated and not terminated}
         buffer.add(obs[None], nxt[None], action[None], np.array([reward]),
                    np.array([terminated or truncated]), [info])  # fmt: skip
         given.append((obs, nxt, action, reward, terminated))
-        obs = env.reset()[0] if terminated or truncated else nxt
+        cut = cut_every and (step + 1) % cut_every == 0
+        obs = env.reset()[0] if terminated or truncated or cut else nxt
     return given
 
 
+@pytest.mark.parametrize("cut_every", [0, 5])  # episodes that end by a done, or by a bare reset
 @pytest.mark.parametrize("capacity", [500, 37])  # all kept, and a ring that wrapped many times
-def test_the_frame_replay_gives_back_exactly_the_observations_it_was_given(capacity):
+def test_the_frame_replay_gives_back_exactly_the_observations_it_was_given(capacity, cut_every):
+    """Every stack rebuilt from single frames is the one the env gave: none crosses an episode
+    border, whether the episode ended with a done or the env was reset without one."""
     env = pixel_env(max_steps=7)
     layout = env.env.layout
     buffer = FrameReplayBuffer(capacity, layout, env.observation_space.shape[0], 1)
-    given = collect(env, 300, buffer)
+    given = collect(env, 300, buffer, cut_every=cut_every)
     kept = given[-buffer.size() :]
     slots = [(len(given) - len(kept) + k) % capacity for k in range(len(kept))]
     batch = buffer.rows(torch.as_tensor(slots))
