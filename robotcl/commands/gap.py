@@ -53,12 +53,11 @@ from robotcl.study.grid import (
     strategy_label,
     without_grid,
 )
-from robotcl.study.keys import DATA_FILE, KEY_VERSION, result_settings, settings_key
+from robotcl.study.keys import DATA_FILE, GAP_FILE, KEY_VERSION, result_settings, settings_key
 from robotcl.study.records import check_records_folder
 from robotcl.study.references import expert_dir
 
 #: the gap's manifest: experts, datasets and grids (the table is added by robotcl.reporting.gap)
-GAP_FILE = "gap.json"
 KEY_FILE = "key.json"
 SIDES = ("sl", "rl")
 

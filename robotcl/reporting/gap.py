@@ -20,11 +20,11 @@ from robotcl.outputs import atomic_write_text
 from robotcl.reporting.tables import MIN_RUNS_FOR_INTERVAL, format_table, interval_text, size_text
 from robotcl.study.cells import Cell, cell_results
 from robotcl.study.grid import grid_cells
+from robotcl.study.keys import GAP_FILE
 
 #: the metrics the gap table compares (GEM's FWT: defined the same way on both sides)
 GAP_METRICS = ("acc", "bwt", "forgetting", "fwt")
 SIDES = ("sl", "rl")
-GAP_FILE = "gap.json"
 
 
 def _side_metrics(cells: list[Cell]) -> dict[str, list[dict[str, Any]]]:

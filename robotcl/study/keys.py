@@ -64,6 +64,8 @@ def _reference_identity(path: str) -> str:
 
 #: beside datasets made from experts: what they are made of (so that a key needs no data)
 DATA_FILE = "data.json"
+#: in a gap folder: what ``robotcl gap`` ran (written by the command) and its table (by the report)
+GAP_FILE = "gap.json"
 
 
 def _data_identity(folder: str) -> Any:
