@@ -60,6 +60,8 @@ def momentum_copy(module: nn.Module) -> nn.Module:
 @torch.no_grad()
 def momentum_update(target: nn.Module, online: nn.Module, tau: float) -> None:
     """target <- tau * online + (1 - tau) * target, parameter by parameter (buffers copied)."""
-    torch._foreach_lerp_(list(target.parameters()), list(online.parameters()), tau)
+    params = list(target.parameters())
+    if params:  # a module without parameters (an identity head) has nothing to move
+        torch._foreach_lerp_(params, list(online.parameters()), tau)
     for t, o in zip(target.buffers(), online.buffers(), strict=True):
         t.copy_(o)

@@ -3,13 +3,23 @@
 Each query's positive is the key of another augmentation of the same observation; its negatives
 are the ``queue_size`` most recent keys of earlier batches. Features are L2-normalised and
 compared by dot product over a temperature.
+
+This is MoCo v1 by default: the encoder's features are compared directly. ``head=mlp`` adds MoCo
+v2's change (Chen, Fan, Girshick, He 2020, "Improved baselines with momentum contrastive
+learning"): a 2-layer MLP projection head on the query side and its momentum copy on the key side
+(v2 also raises the temperature to 0.2: set ``temperature``). v2's other change, stronger image
+augmentation (blur, colour jitter), is not taken: the augmentation is the learner's (random
+crops of frames, noise on states), the same for every objective.
 """
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 import torch.nn.functional as F
 from pydantic import Field, PositiveInt
+from torch import nn
 
 from robotcl.registry import register_objective
 from robotcl.ssl.encoders import momentum_copy, momentum_update
@@ -28,6 +38,14 @@ class MoCoSettings(ObjectiveSettings):
         le=1,
         description="key encoder momentum m, key = m key + (1 - m) online (He et al.: 0.999)",
     )
+    head: Literal["none", "mlp"] = Field(
+        "none",
+        description="none: MoCo v1; mlp: MoCo v2's 2-layer MLP projection head (Chen et al. "
+        "2020), its momentum copy on the keys",
+    )
+    projection_dim: PositiveInt = Field(
+        128, description="output width of the MLP head (Chen et al. 2020: 128); head=mlp only"
+    )
 
 
 @register_objective("moco")
@@ -39,19 +57,26 @@ class MoCo(SSLObjective):
     settings: MoCoSettings
 
     def build(self) -> None:
-        encoder, generator = self.encoder, self.generator
+        encoder, generator, settings = self.encoder, self.generator, self.settings
+        d = encoder.feature_dim
+        if settings.head == "mlp":
+            self.head: nn.Module = nn.Sequential(
+                nn.Linear(d, d), nn.ReLU(), nn.Linear(d, settings.projection_dim)
+            )
+            d = settings.projection_dim
+        else:
+            self.head = nn.Identity()
         self.key_encoder = momentum_copy(encoder)
-        start = F.normalize(
-            torch.randn(self.settings.queue_size, encoder.feature_dim, generator=generator), dim=1
-        )
+        self.key_head = momentum_copy(self.head)
+        start = F.normalize(torch.randn(settings.queue_size, d, generator=generator), dim=1)
         self.register_buffer("queue", start)
         self.register_buffer("pointer", torch.zeros((), dtype=torch.long))
         self._keys: torch.Tensor | None = None
 
     def forward(self, batch: SSLBatch) -> SSLOutput:
-        query = F.normalize(self.encoder(self.view(batch.obs)), dim=1)
+        query = F.normalize(self.head(self.encoder(self.view(batch.obs))), dim=1)
         with torch.no_grad():
-            key = F.normalize(self.key_encoder(self.view(batch.obs)), dim=1)
+            key = F.normalize(self.key_head(self.key_encoder(self.view(batch.obs))), dim=1)
         positive = (query * key).sum(dim=1, keepdim=True)
         negatives = query @ self.queue.T
         logits = torch.cat([positive, negatives], dim=1) / self.settings.temperature
@@ -70,6 +95,7 @@ class MoCo(SSLObjective):
 
     def after_update(self) -> None:
         momentum_update(self.key_encoder, self.encoder, 1.0 - self.settings.momentum)
+        momentum_update(self.key_head, self.head, 1.0 - self.settings.momentum)
         if self._keys is not None:
             self.enqueue(self._keys)
             self._keys = None

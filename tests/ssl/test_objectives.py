@@ -130,3 +130,28 @@ def test_a_temporally_contrasted_encoder_beats_a_random_one_under_the_linear_pro
         objective.after_update()
     trained_r2 = probe_r2(encoder, held_x, held_z)
     assert trained_r2 > random_r2 + 0.2 and trained_r2 > 0.6, (random_r2, trained_r2)
+
+
+def test_moco_v2_head_is_trained_and_followed_by_its_momentum_copy():
+    """head=mlp (MoCo v2): the query passes an MLP head that the loss trains, the keys its
+    momentum copy that no gradient reaches, and the queue holds projections of its width."""
+    torch.manual_seed(0)
+    encoder = StateEncoder(10, 16, 32)
+    moco = MoCo(encoder, state_augment, torch.Generator().manual_seed(1), queue_size=32,
+                head="mlp", projection_dim=8)  # fmt: skip
+    assert moco.queue.shape == (32, 8)
+    head = list(moco.head.parameters())
+    assert head and all(any(p is q for q in moco.own_parameters()) for p in head)
+    out = moco(batch_for("moco", pixels=False))
+    out.loss.backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in head)
+    assert all(p.grad is None and not p.requires_grad for p in moco.key_head.parameters())
+    with torch.no_grad():
+        for p in head:
+            p.add_(1.0)
+    before = [p.clone() for p in moco.key_head.parameters()]
+    moco.after_update()
+    for k, b, o in zip(moco.key_head.parameters(), before, head, strict=True):
+        assert torch.allclose(k, b + 0.001 * (o - b))
+    v1 = MoCo(encoder, state_augment, torch.Generator().manual_seed(1), queue_size=32)
+    assert not list(v1.head.parameters()) and v1.queue.shape == (32, 16)  # v1: no head
