@@ -91,13 +91,16 @@ class PerTaskEntropy:
         task = self.current_task
         batch = self.strategy.sample(batch, task)
         out = self.losses(batch)
-        if self.ent_coef_optimizer is not None:
+        # the actor (and its alpha) every actor_update_interval-th update, counted from 1
+        step_actor = (self._n_updates + 1) % getattr(self, "actor_update_interval", 1) == 0
+        if self.ent_coef_optimizer is not None and step_actor:
             log_alpha = self.log_ent_coef[out["tasks"]]
             alpha_loss = -(log_alpha * (out["log_prob"].squeeze(1) + self.target_entropy).detach())
             self.ent_coef_optimizer.zero_grad()
             alpha_loss.mean().backward()
             self.ent_coef_optimizer.step()
-        self.hooked_step(out["critic_loss"] + out["actor_loss"], out, batch)
+        loss = out["critic_loss"] + out["actor_loss"] if step_actor else out["critic_loss"]
+        self.hooked_step(loss, out, batch, step_actor=step_actor)
         if self._n_updates % self.target_update_interval == 0:
             self._update_target()
         return out
@@ -121,6 +124,9 @@ class ContinualSAC(PerTaskEntropy, ContinualOffPolicy, SAC):
     :param reset_buffer: start every task with an empty replay buffer
     :param reset_optimizer: start every task with fresh optimizer state
     :param log_every_updates: how often training losses are recorded
+    :param actor_update_interval: update the actor and its alpha every N updates (CURL's DMC
+        settings: 2)
+    :param target_update_interval: move the target critic every N updates (CURL's: 2)
     :param encoder: the ``agent.encoder`` settings (robotcl.config.EncoderConfig); None or
         type "none": the trunks read the state
     Other parameters are SB3's SAC ones.
@@ -149,6 +155,8 @@ class ContinualSAC(PerTaskEntropy, ContinualOffPolicy, SAC):
         reset_buffer: bool = True,
         reset_optimizer: bool = True,
         log_every_updates: int = 200,
+        actor_update_interval: int = 1,
+        target_update_interval: int = 1,
         encoder: dict[str, Any] | None = None,
         pixel_layout: Any = None,
         task_names: list[str] | None = None,
@@ -172,6 +180,7 @@ class ContinualSAC(PerTaskEntropy, ContinualOffPolicy, SAC):
         policy_kwargs = self.multi_head_policy_kwargs(
             num_tasks, net_arch, activation, layer_norm, device
         )
+        self.actor_update_interval = actor_update_interval
         super().__init__(
             policy,
             env,  # type: ignore[arg-type]
@@ -184,6 +193,7 @@ class ContinualSAC(PerTaskEntropy, ContinualOffPolicy, SAC):
             train_freq=train_freq,
             gradient_steps=gradient_steps,
             ent_coef=ent_coef,
+            target_update_interval=target_update_interval,
             policy_kwargs=policy_kwargs,
             tensorboard_log=tensorboard_log,
             seed=seed,

@@ -168,6 +168,16 @@ class AgentConfig(_Strict):
         description="ppo, sac only: entropy coefficient: SAC's, or 'auto' for a tuned "
         "log-alpha per task; PPO's entropy bonus ('auto': 0)",
     )
+    actor_update_interval: PositiveInt = Field(
+        1,
+        description="sac only: update the actor and its alpha every N updates (Haarnoja et al. "
+        "2018: 1; CURL's DMC settings, Laskin et al. 2020: 2)",
+    )
+    target_update_interval: PositiveInt = Field(
+        1,
+        description="sac only: move the target critic every N updates (Haarnoja et al.: 1; "
+        "CURL: 2)",
+    )
     policy_delay: PositiveInt = Field(
         2,
         description="td3 only: critic updates per actor and target update "

@@ -9,10 +9,11 @@ agent's expert data (by the datasets' content).
 Not in a key (they change how a run is logged or where it goes, not its numbers): ``name``,
 ``runs_dir``, ``run_dir``, ``overwrite``, ``progress``, ``torch_threads``, ``device``, ``video.*``,
 ``agent.log_every_updates``, the settings of strategies and contrastive objectives the run does
-not use (and ``agent.encoder.ssl_update`` without an objective, ``suite_settings`` when empty),
-``experts.*`` unless the run's reference is its experts (then ``experts.steps_per_task`` and
-``experts.seed``), ``experts.threshold`` (it only flags) and ``gap.*`` (the gap turns them into
-the supervised agent's own settings, which are in its runs' keys).
+not use (and ``agent.encoder.ssl_update`` without an objective; settings added later, at their
+defaults: :data:`ADDED_AT_DEFAULT`), ``experts.*`` unless the run's reference is its experts
+(then ``experts.steps_per_task`` and ``experts.seed``), ``experts.threshold`` (it only flags)
+and ``gap.*`` (the gap turns them into the supervised agent's own settings, which are in its
+runs' keys).
 """
 
 from __future__ import annotations
@@ -42,6 +43,15 @@ LOGGING_ONLY = (
     "agent.log_every_updates",
     "gap",
 )
+
+
+#: settings added after :data:`KEY_VERSION` 2, left out of a key at their default (which is the
+#: behaviour from before they existed), so the keys of earlier runs and records stay valid
+ADDED_AT_DEFAULT: dict[str, Any] = {
+    "agent.actor_update_interval": 1,
+    "agent.target_update_interval": 1,
+    "suite_settings": {},
+}
 
 
 def file_digest(path: str | Path) -> str:
@@ -102,8 +112,13 @@ def result_settings(config: ExperimentConfig, without: tuple[str, ...] = ()) -> 
     for dotted in (*LOGGING_ONLY, *without):
         _pop(data, dotted)
     data["suite"] = suite_identity(config.suite)
-    if not data.get("suite_settings"):  # none: keys as before the key existed
-        data.pop("suite_settings", None)
+    for dotted, default in ADDED_AT_DEFAULT.items():
+        *parents, last = dotted.split(".")
+        node = data
+        for key in parents:
+            node = node.get(key, {})
+        if isinstance(node, dict) and node.get(last, default) == default:
+            node.pop(last, None)
     if config.reference == ["experts"]:
         data["experts"] = {
             "steps_per_task": config.experts.steps_per_task,

@@ -140,3 +140,37 @@ def test_task_heads_single_task_fast_path_matches_all_heads():
     assert torch.equal(heads(x, mixed), select_head(full, mixed, 4))  # same computation
     jac = torch.func.vmap(torch.func.jacrev(lambda r: heads(r[None], one_task[:1])[0]))(x[:4])
     assert jac.shape == (4, 3, 16)  # the fast path stays out of the way of torch.func
+
+
+@pytest.mark.parametrize(("actor", "target"), [(1, 1), (2, 2), (3, 1)])
+def test_the_actor_and_the_target_move_on_their_own_intervals(suite, actor, target):
+    """actor_update_interval and target_update_interval (CURL's DMC settings: 2 and 2): the
+    critic steps every update, the actor and its alpha every ``actor``-th, the target critic
+    every ``target``-th, counted from 1."""
+    agent = make_agent(suite, actor_update_interval=actor, target_update_interval=target)
+    agent.start_task(0, suite.make_env(0), seed=0)
+    counts = {"actor": 0, "critic": 0, "alpha": 0, "target": 0}
+
+    def counting(name, call):
+        def wrapped(*args, **kwargs):
+            counts[name] += 1
+            return call(*args, **kwargs)
+
+        return wrapped
+
+    agent.learn_task(20)  # the random steps; the optimizers exist from here on
+    agent.actor.optimizer.step = counting("actor", agent.actor.optimizer.step)
+    agent.critic.optimizer.step = counting("critic", agent.critic.optimizer.step)
+    agent.ent_coef_optimizer.step = counting("alpha", agent.ent_coef_optimizer.step)
+    agent._update_target = counting("target", agent._update_target)
+    before = agent._n_updates
+    agent.learn_task(12)
+    updates = agent._n_updates - before
+    first = before + 1  # the count of the first of these updates
+    expected = {
+        "actor": sum((n % actor == 0) for n in range(first, first + updates)),
+        "target": sum((n % target == 0) for n in range(first, first + updates)),
+    }
+    assert updates == 12 and counts["critic"] == 12
+    assert counts["actor"] == counts["alpha"] == expected["actor"]
+    assert counts["target"] == expected["target"]
