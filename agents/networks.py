@@ -96,12 +96,15 @@ class PixelExtractor(BaseFeaturesExtractor):
     #: contrastive objective takes them as its anchor (CURL's anchor is the critic's crop)
     anchor: tuple[torch.Tensor, torch.Tensor] | None = None
 
-    def image_features(self, observations: torch.Tensor) -> torch.Tensor:
-        """The convolutional encoder's features of the frames alone."""
+    def image_features(
+        self, observations: torch.Tensor, random: bool | None = None
+    ) -> torch.Tensor:
+        """The convolutional encoder's features of the frames alone, from a random crop
+        (``random``; default: in training) or the centre one."""
         from robotcl.ssl.augment import center_crop, random_crop
 
         images = self.layout.images(observations) / 255.0
-        crop = random_crop if self.training else center_crop
+        crop = random_crop if (self.training if random is None else random) else center_crop
         features = self.encoder(crop(images, self.crop))
         if self.training and features.requires_grad:
             self.anchor = (observations, features)
@@ -129,16 +132,20 @@ class ImageView(nn.Module):
     :class:`PixelExtractor`, without the state appended to them (which would make two views of
     one state trivially alike). The first view of the observations the critic has just encoded
     is the critic's own crop and features (as CURL's anchor), which saves one pass of the
-    convolutional encoder forward and backward; further views are new crops."""
+    convolutional encoder forward and backward; further views are new crops. ``random=True``:
+    always a random crop (a key view of the critic target's encoder, which is in eval mode)."""
 
-    def __init__(self, extractor: PixelExtractor) -> None:
+    def __init__(self, extractor: PixelExtractor, random: bool | None = None) -> None:
         super().__init__()
         self.extractor = extractor
         self.feature_dim = extractor.encoder.feature_dim
+        self.random = random  # None: random crops in training (as the extractor's own forward)
 
     def forward(self, observations: torch.Tensor) -> torch.Tensor:
         anchor = self.extractor.take_anchor(observations)
-        return anchor if anchor is not None else self.extractor.image_features(observations)
+        if anchor is not None:
+            return anchor
+        return self.extractor.image_features(observations, self.random)
 
 
 @contextlib.contextmanager

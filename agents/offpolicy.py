@@ -75,7 +75,7 @@ class ContinualOffPolicy(ContinualSB3):
 
     #: what a contrastive objective may need that these learners give (robotcl.ssl.objective):
     #: next observations from the replay buffer, the state beside the frames on pixels+proprio
-    ssl_inputs: ClassVar[frozenset[str]] = frozenset({"later", "proprio"})
+    ssl_inputs: ClassVar[frozenset[str]] = frozenset({"later", "proprio", "target_encoder"})
 
     #: the actor's per-task output layers, for ``parameter_groups()["actor_heads"]``
     actor_head_names: ClassVar[tuple[str, ...]] = ("mu",)
@@ -189,10 +189,12 @@ class ContinualOffPolicy(ContinualSB3):
         for net in (self.critic, self.critic_target):
             net.encoder_gradients = settings["critic_gradients"]
         layout = self.pixel_layout
+        target = self.critic_target.features_extractor
         if layout is None:
             encoder, augment = self.encoder, state_augment
         else:  # the frames' features; the pixel encoder crops at random itself
             encoder, augment = ImageView(self.encoder), _same_view
+            target = ImageView(target, random=True)  # CURL's key: a random crop
         self.ssl_wiring = SSLWiring.build(
             settings,
             encoder,
@@ -203,6 +205,7 @@ class ContinualOffPolicy(ContinualSB3):
             memory=self.ssl_memory,
             proprio_dim=layout.proprio if layout is not None else None,
             learner=type(self).__name__,
+            target_encoder=target,
         )
         states = getattr(self, "_ssl_rng_states", None)  # from a saved learner
         if self.ssl_wiring is not None and states is not None:
@@ -479,7 +482,16 @@ class ContinualOffPolicy(ContinualSB3):
                     seen.add(id(t))
                     targets.append(t)
                     sources.append(s)
-        torch._foreach_lerp_(targets, sources, self.tau)
+        key = self.ssl if getattr(self.ssl, "key_is_target", False) else None
+        if key is None:
+            torch._foreach_lerp_(targets, sources, self.tau)
+        else:  # CURL: the target encoder (its key encoder) moves at its own rate
+            encoder = {id(p) for p in self.critic_target.features_extractor.parameters()}
+            for rate, inside in ((key.settings.tau, True), (self.tau, False)):
+                pairs = [(t, s) for t, s in zip(targets, sources, strict=True)
+                         if (id(t) in encoder) == inside]  # fmt: skip
+                if pairs:
+                    torch._foreach_lerp_([t for t, _ in pairs], [s for _, s in pairs], rate)
         for source, target in _BATCH_NORM_STATS:
             stats = getattr(self, source, None)
             if stats:

@@ -490,7 +490,7 @@ class ExperimentConfig(_Strict):
         name = self.agent.encoder.objective
         if name == "none":
             return self
-        needs = _objectives().get(name).needs
+        needs = _objectives().get(name).needs_for(self.agent.encoder.objective_settings())
         if "proprio" in needs and self.observation != "pixels+proprio":
             raise ValueError(
                 f"agent.encoder.objective={name} with observation={self.observation}: it "

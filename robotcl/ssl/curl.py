@@ -1,12 +1,21 @@
 """CURL (Laskin, Srinivas, Abbeel, ICML 2020): contrast two augmentations of one observation.
 
-The query comes from the online encoder, the key from a momentum copy without gradient; logits
+The query comes from the online encoder, the key from a momentum encoder without gradient; logits
 are bilinear, q W k^T with a learned W; InfoNCE against the diagonal (in-batch negatives).
+
+The key encoder is CURL's: the critic target's encoder (``key_encoder=target``, the default
+where the learner has a target critic), which the learner's target update moves at this
+objective's ``tau`` (CURL's encoder tau, 0.05) while the rest of the target critic moves at
+``agent.tau``; ``key_encoder=own`` keeps a separate momentum copy of the encoder beside the
+target (robotcl before 0.3), the only choice for a learner without a target critic (bc).
 """
 
 from __future__ import annotations
 
+from typing import Any, Literal
+
 import torch
+from pydantic import Field
 from torch import nn
 
 from robotcl.registry import register_objective
@@ -23,6 +32,12 @@ from robotcl.ssl.objective import (
 
 class CURLSettings(ObjectiveSettings):
     tau: float = momentum_rate(0.05, "key", "Laskin et al. 2020: encoder tau 0.05")
+    key_encoder: Literal["auto", "target", "own"] = Field(
+        "auto",
+        description="target: the critic target's encoder, moved at tau (CURL's); own: a "
+        "separate momentum copy of the encoder; auto: target where the learner has a target "
+        "critic (sac, td3), own otherwise (bc)",
+    )
 
 
 @register_objective("curl")
@@ -34,10 +49,26 @@ class CURL(SSLObjective):
     Settings = CURLSettings
     settings: CURLSettings
 
+    @classmethod
+    def needs_for(cls, settings: dict[str, Any]) -> frozenset[str]:
+        key = settings.get("key_encoder", "auto")
+        return cls.needs | ({"target_encoder"} if key == "target" else frozenset())
+
     def build(self) -> None:
         encoder = self.encoder
-        self.key_encoder = momentum_copy(encoder)
+        self.key_encoder = momentum_copy(encoder)  # until the learner offers its target's
+        #: whether the key encoder is the learner's target encoder (moved by the learner)
+        self.key_is_target = False
         self.W = nn.Parameter(torch.rand(encoder.feature_dim, encoder.feature_dim))
+
+    def use_target_encoder(self, target: nn.Module) -> None:
+        """CURL's arrangement (unless ``key_encoder=own``): the key encoder is the learner's
+        target encoder, not a module of the objective (neither trained nor saved by it)."""
+        if self.settings.key_encoder == "own":
+            return
+        del self.key_encoder  # the separate copy goes
+        object.__setattr__(self, "key_encoder", target)
+        self.key_is_target = True
 
     def key_input(self, batch: SSLBatch) -> torch.Tensor:
         """What the key encoder sees: another view of the same observation."""
@@ -52,4 +83,5 @@ class CURL(SSLObjective):
         return SSLOutput(info_nce(logits), top1_accuracy(logits))
 
     def after_update(self) -> None:
-        momentum_update(self.key_encoder, self.encoder, self.settings.tau)
+        if not self.key_is_target:  # the target encoder moves with the learner's target update
+            momentum_update(self.key_encoder, self.encoder, self.settings.tau)

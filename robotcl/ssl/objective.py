@@ -27,6 +27,7 @@ Augment = Callable[[torch.Tensor, torch.Generator | None], torch.Tensor]
 INPUTS = {
     "later": "the observations a step later in the same trajectory (next observations)",
     "proprio": "the state beside the frames (observation=pixels+proprio)",
+    "target_encoder": "the encoder of a target critic (an off-policy actor-critic's)",
 }
 
 
@@ -88,6 +89,11 @@ class SSLObjective(nn.Module):
         self.settings = self.Settings(**settings)
         self.build()
 
+    @classmethod
+    def needs_for(cls, settings: dict[str, Any]) -> frozenset[str]:
+        """What the objective needs with these settings (default: :attr:`needs`)."""
+        return cls.needs
+
     def build(self) -> None:
         """Add the objective's own modules (heads, key encoders, queues); called once the
         encoder, augmentation, generator and settings are set."""
@@ -98,6 +104,10 @@ class SSLObjective(nn.Module):
 
     def forward(self, batch: SSLBatch) -> SSLOutput:
         raise NotImplementedError
+
+    def use_target_encoder(self, target: nn.Module) -> None:
+        """The learner offers the encoder of its target critic (a view of it on pixels), which it
+        owns, saves and moves; an objective may take it as its key encoder (default: not)."""
 
     def after_update(self) -> None:
         """After the optimizer step: momentum updates, queues."""

@@ -8,7 +8,10 @@ against the diagonal. Here k = 1: the learner's next observations.
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
+from pydantic import Field
 
 from robotcl.registry import register_objective
 from robotcl.ssl.curl import CURL, CURLSettings
@@ -17,6 +20,11 @@ from robotcl.ssl.objective import SSLBatch, momentum_rate
 
 class TemporalSettings(CURLSettings):
     tau: float = momentum_rate(0.01, "target", "ATC, Stooke et al. 2021: 0.01")
+    key_encoder: Literal["auto", "target", "own"] = Field(
+        "own",
+        description="own: a momentum copy of the encoder (ATC's target encoder); target: the "
+        "critic target's encoder, moved at tau; auto: target where the learner has one",
+    )
 
 
 @register_objective("temporal")

@@ -53,27 +53,31 @@ class SSLWiring:
         memory: Any = None,
         proprio_dim: int | None = None,
         learner: str = "this learner",
+        target_encoder: nn.Module | None = None,
     ) -> SSLWiring | None:
         """The objective ``settings["objective"]`` on ``encoder`` (None for ``none``).
         ``provides``: the :data:`~robotcl.ssl.objective.INPUTS` the learner can give;
         ``memory``: an ``ObservationMemory`` for ``memory_ratio`` (agents/ssl_memory.py);
-        ``proprio_dim``: the width of the state beside the frames, for objectives that need it."""
+        ``proprio_dim``: the width of the state beside the frames, for objectives that need it;
+        ``target_encoder``: the encoder of the learner's target critic (CURL's key encoder)."""
         if not settings or settings.get("objective", "none") == "none":
             return None
         full = encoder_settings(settings)
         name = full["objective"]
         objective_cls = OBJECTIVES.get(name)
-        missing = sorted(objective_cls.needs - provides)
+        extra: dict[str, Any] = dict(full.get(name) or {})
+        missing = sorted(objective_cls.needs_for(extra) - provides)
         if missing:
             raise ValueError(
                 f"{learner} cannot give {'; '.join(INPUTS.get(m, m) for m in missing)}, which "
                 f"the {name} objective needs"
             )
-        extra: dict[str, Any] = dict(full.get(name) or {})
         if "proprio" in objective_cls.needs:
             extra["proprio_dim"] = proprio_dim
         generator = torch.Generator().manual_seed(seed)  # the objective's augmentations
         objective = objective_cls(encoder, augment, generator, **extra)
+        if target_encoder is not None:
+            objective.use_target_encoder(target_encoder)
         objective.to(device)
         return cls(objective, full, seed, memory)
 

@@ -48,8 +48,13 @@ def test_critic_and_ssl_train_the_encoder_and_the_actor_reads_it_detached(agent,
 
     ssl = learner.ssl(SSLBatch(obs=batch.observations, later=batch.next_observations))
     assert nonzero(grads(ssl.loss, encoder)) and nonzero(grads(ssl.loss, [learner.ssl.W]))
-    assert all(not p.requires_grad for p in learner.ssl.key_encoder.parameters())
-    # the encoder is stepped by the critic's optimizer alone
+    key = list(learner.ssl.key_encoder.parameters())  # CURL's key: the critic target's encoder
+    assert [id(p) for p in key] == [
+        id(p) for p in learner.critic_target.features_extractor.parameters()
+    ]
+    assert not any(g is not None for g in grads(ssl.loss, key))  # no gradient into the key
+    assert not any(id(p) in {id(q) for q in learner.ssl.parameters()} for p in key)  # not its own
+    # the encoder is stepped by the critic's optimizer (and CURL's own, after the RL update)
     in_actor = {id(p) for g in learner.actor.optimizer.param_groups for p in g["params"]}
     in_critic = {id(p) for g in learner.critic.optimizer.param_groups for p in g["params"]}
     assert all(id(p) in in_critic and id(p) not in in_actor for p in encoder)
@@ -342,3 +347,52 @@ def test_ssl_scalars_are_logged_when_ssl_every_divides_the_logging_interval(tiny
     learner.set_logger(logger)
     learner.learn_task(40)
     assert {"train/ssl/curl/loss", "train/ssl/curl/accuracy"} <= logger.tags
+
+
+@pytest.mark.parametrize("agent", ["sac", "td3"])
+def test_curls_key_encoder_is_the_critic_targets_moved_at_curls_rate(agent, tiny):
+    """key_encoder=auto (CURL's): the target update moves the target encoder at curl.tau (0.05)
+    and the rest of the target critic at agent.tau; the objective moves nothing itself."""
+    learner = learner_with(tiny, f"agent.name={agent}", "agent.encoder.objective=curl",
+                           "agent.tau=0.01")  # fmt: skip
+    assert learner.ssl.key_is_target
+    target = learner.critic_target
+    encoder = {id(p) for p in target.features_extractor.parameters()}
+    with torch.no_grad():  # the online critic one away from its target everywhere
+        for t, s in zip(target.parameters(), learner.critic.parameters(), strict=True):
+            s.copy_(t + 1.0)
+    before = [p.detach().clone() for p in target.parameters()]
+    learner.ssl.after_update()
+    assert all(torch.equal(b, p) for b, p in zip(before, target.parameters(), strict=True))
+    learner._update_target()
+    for b, p in zip(before, target.parameters(), strict=True):
+        rate = 0.05 if id(p) in encoder else 0.01
+        assert torch.allclose(p - b, torch.full_like(p, rate)), (rate, (p - b).flatten()[:3])
+
+
+def test_curl_can_keep_its_own_key_encoder(tiny):
+    learner = learner_with(
+        tiny, "agent.encoder.objective=curl", "agent.encoder.curl.key_encoder=own"
+    )
+    assert not learner.ssl.key_is_target
+    own = {id(p) for p in learner.ssl.key_encoder.parameters()}
+    assert own <= {id(p) for p in learner.ssl.parameters()}  # its own momentum copy
+    assert not own & {id(p) for p in learner.critic_target.parameters()}
+
+
+def test_the_key_view_of_the_target_encoder_is_a_random_crop_in_eval_mode():
+    """The critic target sits in eval mode (centre crops); CURL's key is another random crop."""
+    import gymnasium as gym
+
+    from robotcl.agents.networks import ImageView, PixelExtractor
+    from robotcl.envs.pixels import PixelLayout
+
+    layout = PixelLayout(frames=1, size=24, proprio=0)
+    space = gym.spaces.Box(0, 255, (layout.width + 2,), np.float32)
+    target = PixelExtractor(space, 2, layout, feature_dim=8, crop=20).eval()
+    obs = torch.randint(0, 255, (4, layout.width + 2), generator=torch.Generator().manual_seed(0))
+    obs = obs.float()
+    key = ImageView(target, random=True)
+    assert not torch.allclose(key(obs), key(obs))  # two random crops of the same frames
+    centre = ImageView(target)  # eval mode: the centre crop, as the target critic sees
+    assert torch.equal(centre(obs), centre(obs))

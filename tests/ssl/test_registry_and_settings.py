@@ -88,6 +88,16 @@ def test_the_old_queue_size_key_still_sets_mocos_queue(tiny):
             "set agent.encoder.moco.queue_size only",
         ),
         (
+            [
+                "agent.name=bc",
+                "agent.expert_data=/nowhere",
+                "agent.encoder.objective=curl",
+                "agent.encoder.curl.key_encoder=target",
+            ],  # fmt: skip
+            "needs the encoder of a target critic (an off-policy actor-critic's), which agent bc "
+            "cannot give",
+        ),
+        (
             ["agent.name=bc", "agent.expert_data=/nowhere", "agent.encoder.objective=temporal"],
             "needs the observations a step later in the same trajectory (next observations), "
             "which agent bc cannot give; use one of: curl, moco, ",
