@@ -16,7 +16,7 @@ from robotcl.config import load_config
 from robotcl.errors import UserInputError
 from robotcl.experiment import Experiment, run, run_config
 from robotcl.learner import LearnerSettings
-from robotcl.registry import AGENTS, Registry, _check_learner, register_agent
+from robotcl.registry import AGENTS, Registry, _check_learner
 from robotcl.study.keys import run_key
 
 
@@ -24,7 +24,6 @@ class NoisySettings(LearnerSettings):
     noise_std: float = Field(0.1, ge=0, description="std of Gaussian noise on acting actions")
 
 
-@register_agent("noisy_sac")
 class NoisySAC(ContinualSAC):
     """SAC that keeps one setting of its own (as a plugin learner would)."""
 
@@ -37,6 +36,14 @@ class NoisySAC(ContinualSAC):
 
 
 NOISY = ["agent.name=noisy_sac"]
+
+
+@pytest.fixture(autouse=True)
+def plugin_learners(monkeypatch):
+    """The learners of this file registered, as a plugin's import would, for one test only (so
+    that no other test's list of agents sees them)."""
+    monkeypatch.setitem(AGENTS._items, "noisy_sac", NoisySAC)
+    monkeypatch.setitem(AGENTS._items, "featureless_sac", FeaturelessSAC)
 
 
 def test_a_learner_setting_reaches_the_learner_and_its_run_config(tiny):
@@ -126,7 +133,6 @@ class FeaturelessSAC(ContinualSAC):
 
 
 def test_the_probe_says_why_it_is_off(tiny, capsys):
-    register_agent("featureless_sac")(FeaturelessSAC)
     _, results = run(load_config("quick", [*tiny, "agent.name=featureless_sac"]))
     err = capsys.readouterr().err
     assert "the linear probe is off: agent 'featureless_sac' does not offer the capability " in err
