@@ -257,16 +257,13 @@ class ContinualOffPolicy(ContinualSB3):
 
         self.ssl_wiring.remember(self.current_task, self.replay_buffer.size(), rows)
 
-    def ssl_term(
-        self, batch: Any, out: dict[str, torch.Tensor], update: int | None = None
-    ) -> torch.Tensor | None:
-        """The weighted SSL loss of update number ``update`` (default: the count so far; see
-        :meth:`SSLWiring.term`), or None."""
+    def ssl_term(self, batch: Any, out: dict[str, torch.Tensor]) -> torch.Tensor | None:
+        """The weighted SSL loss of this update (see :meth:`SSLWiring.term`), or None."""
         if self.ssl_wiring is None:
             return None
         proprio = self.encoder.proprio if self.pixel_layout is not None else None
         return self.ssl_wiring.term(
-            self._n_updates if update is None else update,
+            self._n_updates,
             self.current_task,
             batch.observations,
             batch.next_observations,

@@ -88,13 +88,18 @@ def _data_identity(folder: str) -> Any:
     return {p.name: file_digest(p) for p in sorted(Path(folder).glob("*.npz"))}
 
 
-def _pop(data: dict[str, Any], dotted: str) -> None:
+_ANY = object()
+
+
+def _pop(data: dict[str, Any], dotted: str, when: Any = _ANY) -> None:
+    """Remove the dotted key from ``data`` (only if its value is ``when``, where given)."""
     *parents, last = dotted.split(".")
     for key in parents:
         data = data.get(key)  # type: ignore[assignment]
         if not isinstance(data, dict):
             return
-    data.pop(last, None)
+    if when is _ANY or data.get(last, when) == when:
+        data.pop(last, None)
 
 
 def result_settings(config: ExperimentConfig, without: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -113,12 +118,7 @@ def result_settings(config: ExperimentConfig, without: tuple[str, ...] = ()) -> 
         _pop(data, dotted)
     data["suite"] = suite_identity(config.suite)
     for dotted, default in ADDED_AT_DEFAULT.items():
-        *parents, last = dotted.split(".")
-        node = data
-        for key in parents:
-            node = node.get(key, {})
-        if isinstance(node, dict) and node.get(last, default) == default:
-            node.pop(last, None)
+        _pop(data, dotted, when=default)
     if config.reference == ["experts"]:
         data["experts"] = {
             "steps_per_task": config.experts.steps_per_task,

@@ -38,8 +38,6 @@ from robotcl.study.worker import run_cell
 
 RETRIES = 2
 RUNS_PER_GPU = 4
-#: Ray's default token file (``ray get-auth-token --generate`` writes it)
-DEFAULT_TOKEN_FILE = Path("~/.ray/auth_token")
 #: set to 1 to let Ray's own messages through to the terminal
 VERBOSE_VARIABLE = "ROBOTCL_RAY_LOGS"
 
@@ -50,8 +48,8 @@ def token_at_hand(environ: dict[str, str]) -> str | None:
         return "RAY_AUTH_TOKEN"
     if environ.get("RAY_AUTH_TOKEN_PATH"):
         return "RAY_AUTH_TOKEN_PATH"
-    home = environ.get("HOME")
-    file = Path(home) / ".ray" / "auth_token" if home else DEFAULT_TOKEN_FILE.expanduser()
+    # Ray's default token file (``ray get-auth-token --generate`` writes it)
+    file = Path(environ.get("HOME") or Path.home(), ".ray", "auth_token")
     return str(file) if file.is_file() else None
 
 
@@ -96,7 +94,7 @@ def unreachable(address: str | None, timeout_s: float = 5.0) -> str | None:
     return None
 
 
-def connection_error(address: str | None, exc: Exception, environ: dict[str, str]) -> str:
+def connection_error(exc: Exception, environ: dict[str, str]) -> str:
     """What to tell a user whose ``ray.init`` failed."""
     first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
     token = token_at_hand(environ)
@@ -145,7 +143,7 @@ class RayWorkers:
             except (ConnectionError, RuntimeError, ValueError) as exc:
                 raise UserInputError(
                     f"ray_address={address!r}",
-                    connection_error(address, exc, os.environ),  # type: ignore[arg-type]
+                    connection_error(exc, os.environ),  # type: ignore[arg-type]
                 ) from None
         resources = ray.cluster_resources()
         self.cpus, self.gpus = resources.get("CPU", 0), resources.get("GPU", 0)

@@ -43,7 +43,7 @@ def test_a_token_at_hand_turns_token_mode_on_unless_the_user_chose(tmp_path):
     environ = {"HOME": str(tmp_path / "none"), "RAY_AUTH_TOKEN": "secret"}
     prepare_environment(environ)
     assert environ["RAY_AUTH_MODE"] == "token"
-    refused = connection_error("h:1", ConnectionError("Failed to connect"), {"HOME": "/nowhere"})
+    refused = connection_error(ConnectionError("Failed to connect"), {"HOME": "/nowhere"})
     assert "set RAY_AUTH_TOKEN to the output of `ray get-auth-token`" in refused
 
 
