@@ -9,7 +9,7 @@ linear layer with ``num_tasks`` x outputs, which is equivalent and batches over 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
@@ -69,10 +69,48 @@ class EncoderExtractor(BaseFeaturesExtractor):
         return self.encoder(observations[..., : -self.num_tasks])
 
 
+class SharedCrops:
+    """One random crop of each observation batch for the length of an update, shared by every
+    network that encodes that batch (``agent.encoder.crops=shared``, CURL's arrangement: the
+    batch is cropped once when sampled, so the critic, the actor and the contrastive query all
+    see the anchor crop, and the actor and the critic target both see one random crop of the
+    next observations). Batches are told apart by identity; outside :meth:`update` (acting,
+    evaluation, the probe) nothing is shared."""
+
+    def __init__(self) -> None:
+        self._offsets: list[tuple[torch.Tensor, torch.Tensor]] | None = None
+
+    @contextlib.contextmanager
+    def update(self) -> Iterator[None]:
+        """Share crops until the block ends."""
+        self._offsets = []
+        try:
+            yield
+        finally:
+            self._offsets = None
+
+    @property
+    def active(self) -> bool:
+        return self._offsets is not None
+
+    def offsets(self, observations: torch.Tensor, draw: Callable[[], torch.Tensor]) -> torch.Tensor:
+        """The crop offsets of ``observations`` in this update: drawn (``draw()``) the first time
+        the batch is encoded, the same ones after."""
+        assert self._offsets is not None, "offsets are shared only inside update()"
+        for seen, offsets in self._offsets:
+            if seen is observations:
+                return offsets
+        offsets = draw()
+        self._offsets.append((observations, offsets))
+        return offsets
+
+
 class PixelExtractor(BaseFeaturesExtractor):
     """Rendered frames (flat, see robotcl.envs.pixels.PixelLayout) through CURL's convolutional
     encoder: a random ``crop`` in training, the centre crop otherwise (CURL), values / 255; the
-    state (pixels+proprio) is appended to the features."""
+    state (pixels+proprio) is appended to the features. With :attr:`shared` set and active (an
+    update of ``agent.encoder.crops=shared``), every encoding of one batch uses the same random
+    crop, in training and eval mode alike (the critic target sits in eval mode)."""
 
     def __init__(
         self,
@@ -87,6 +125,9 @@ class PixelExtractor(BaseFeaturesExtractor):
 
         self.num_tasks, self.layout, self.crop = num_tasks, layout, crop
         self.encoder = PixelEncoder(3 * layout.frames, crop, feature_dim)
+        #: the update's crops, shared with the other extractors of the learner (None: each
+        #: forward draws its own crop; set by the learner, not saved)
+        self.shared: SharedCrops | None = None
 
     @property
     def feature_dim(self) -> int:
@@ -99,13 +140,20 @@ class PixelExtractor(BaseFeaturesExtractor):
     def image_features(
         self, observations: torch.Tensor, random: bool | None = None
     ) -> torch.Tensor:
-        """The convolutional encoder's features of the frames alone, from a random crop
-        (``random``; default: in training) or the centre one."""
-        from robotcl.ssl.augment import center_crop, random_crop
+        """The convolutional encoder's features of the frames alone: the update's shared crop
+        of ``observations`` (see :class:`SharedCrops`) when there is one and ``random`` is None;
+        otherwise a new random crop (``random``; default: in training) or the centre one."""
+        from robotcl.ssl.augment import center_crop, crop_at, crop_offsets, random_crop
 
         images = self.layout.images(observations) / 255.0
-        crop = random_crop if (self.training if random is None else random) else center_crop
-        features = self.encoder(crop(images, self.crop))
+        shared = self.shared
+        if random is None and shared is not None and shared.active:
+            offsets = shared.offsets(observations, lambda: crop_offsets(images, self.crop))
+            cropped = crop_at(images, offsets, self.crop)
+        else:
+            fresh = self.training if random is None else random
+            cropped = (random_crop if fresh else center_crop)(images, self.crop)
+        features = self.encoder(cropped)
         if self.training and features.requires_grad:
             self.anchor = (observations, features)
         return features
@@ -130,22 +178,28 @@ class PixelExtractor(BaseFeaturesExtractor):
 class ImageView(nn.Module):
     """What a contrastive objective trains on pixels: the frames' features of a
     :class:`PixelExtractor`, without the state appended to them (which would make two views of
-    one state trivially alike). The first view of the observations the critic has just encoded
-    is the critic's own crop and features (as CURL's anchor), which saves one pass of the
-    convolutional encoder forward and backward; further views are new crops. ``random=True``:
-    always a random crop (a key view of the critic target's encoder, which is in eval mode)."""
+    one state trivially alike). The first view of a batch is its anchor: the critic's own
+    features where the critic has just encoded it (one pass of the convolutional encoder
+    forward and backward saved), else the update's shared crop (see :class:`SharedCrops`);
+    further views of the same batch are new random crops (in training). ``random=True``: every
+    view a new random crop (CURL's key, by the critic target's encoder, which is in eval
+    mode)."""
 
     def __init__(self, extractor: PixelExtractor, random: bool | None = None) -> None:
         super().__init__()
         self.extractor = extractor
         self.feature_dim = extractor.encoder.feature_dim
         self.random = random  # None: random crops in training (as the extractor's own forward)
+        self._anchored: torch.Tensor | None = None  # the last batch given its anchor view
 
     def forward(self, observations: torch.Tensor) -> torch.Tensor:
+        if self.random is not None:
+            return self.extractor.image_features(observations, self.random)
+        if self._anchored is observations:  # a further view: a crop of its own
+            return self.extractor.image_features(observations, self.extractor.training)
+        self._anchored = observations
         anchor = self.extractor.take_anchor(observations)
-        if anchor is not None:
-            return anchor
-        return self.extractor.image_features(observations, self.random)
+        return anchor if anchor is not None else self.extractor.image_features(observations)
 
 
 @contextlib.contextmanager

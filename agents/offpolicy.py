@@ -28,7 +28,7 @@ import torch
 from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.utils import polyak_update
 
-from robotcl.agents.networks import EncoderExtractor, ImageView, PixelExtractor
+from robotcl.agents.networks import EncoderExtractor, ImageView, PixelExtractor, SharedCrops
 from robotcl.agents.sb3 import ContinualSB3
 from robotcl.agents.ssl_memory import ObservationMemory
 from robotcl.ssl.augment import state_augment
@@ -207,6 +207,11 @@ class ContinualOffPolicy(ContinualSB3):
             learner=type(self).__name__,
             target_encoder=target,
         )
+        if layout is not None and settings.get("crops", "shared") == "shared":
+            crops = SharedCrops()  # CURL's: one crop of a batch for every network in an update
+            for module in self.policy.modules():
+                if isinstance(module, PixelExtractor):
+                    module.shared = crops
         states = getattr(self, "_ssl_rng_states", None)  # from a saved learner
         if self.ssl_wiring is not None and states is not None:
             self.ssl_wiring.set_random_states(states)
@@ -262,14 +267,13 @@ class ContinualOffPolicy(ContinualSB3):
         if self.ssl_wiring is None:
             return None
         proprio = self.encoder.proprio if self.pixel_layout is not None else None
-        return self.ssl_wiring.term(
-            self._n_updates,
-            self.current_task,
-            batch.observations,
-            batch.next_observations,
-            out,
-            proprio,
-        )
+        obs, later = batch.observations, batch.next_observations
+        k = getattr(self.ssl, "k", 1)
+        if k > 1 and self.ssl_wiring.active(self._n_updates):  # pairs k steps apart
+            from robotcl.agents.later_pairs import later_pairs
+
+            obs, later = later_pairs(self.replay_buffer, len(obs), k, self.ssl_wiring.generator)
+        return self.ssl_wiring.term(self._n_updates, self.current_task, obs, later, out, proprio)
 
     def hooked_step(
         self, loss: torch.Tensor, out: dict[str, torch.Tensor], batch: Any, step_actor: bool = True
@@ -325,6 +329,8 @@ class ContinualOffPolicy(ContinualSB3):
         self.actor.optimizer.zero_grad()
         self.critic.optimizer.zero_grad()
         loss.backward()
+        if self.pixel_layout is not None:
+            self.encoder.anchor = None  # no graph kept past the update
         self.strategy.adjust_gradients(task)
         if wiring.optimizer is not None:
             wiring.optimizer.step()
@@ -460,6 +466,12 @@ class ContinualOffPolicy(ContinualSB3):
         """One gradient step on ``batch`` through the strategy hooks (defined by the learner)."""
         raise NotImplementedError
 
+    def update_scope(self) -> contextlib.AbstractContextManager[None]:
+        """What holds for the length of one update: the shared crops of pixel batches
+        (``agent.encoder.crops=shared``)."""
+        shared = getattr(self.encoder, "shared", None)
+        return shared.update() if shared is not None else contextlib.nullcontext()
+
     @torch.no_grad()
     def _update_target(self) -> None:
         """Polyak averaging of the target critic, and of the target actor where there is one
@@ -500,7 +512,8 @@ class ContinualOffPolicy(ContinualSB3):
         self.policy.set_training_mode(True)
         for _ in range(gradient_steps):
             batch = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)
-            out = self.update(batch)
+            with self.update_scope():
+                out = self.update(batch)
             if self._n_updates % self.log_every_updates == 0:
                 self.record(out)
         self.policy.set_training_mode(False)

@@ -69,6 +69,14 @@ class EncoderConfig(_Strict):
         "critic's loss, one backward (the critic's gradient then sets the encoder's step). bc "
         "always adds it to its loss",
     )
+    crops: Literal["shared", "independent"] = Field(
+        "shared",
+        description="type pixels, sac and td3: shared (CURL's): each sampled batch is cropped "
+        "once an update, the critic, the actor and the contrastive query see that anchor crop, "
+        "the actor and the critic target one random crop of the next observations, the "
+        "contrastive key a crop of its own; independent: every network draws its own crop and "
+        "the critic target sees the centre",
+    )
     actor_gradients: bool = Field(False, description="the actor's loss trains the encoder")
     critic_gradients: bool = Field(True, description="the critic's loss trains the encoder")
     memory_ratio: float = Field(
@@ -658,6 +666,7 @@ def validate_config(data: dict[str, Any]) -> ExperimentConfig:
         STRATEGIES.get(name)
     _validate_blocks(config, STRATEGIES, "")
     _validate_blocks(config.agent.encoder, _objectives(), "agent.encoder.")
+    _check_objective(config.agent.encoder)
     _validate_learner_settings(config.agent)
     _validate_suite_settings(config)
     return config
@@ -739,6 +748,17 @@ def _validate_blocks(model: BaseModel, registry: Any, prefix: str) -> None:
         except ValidationError as exc:
             raise _format_error(exc, settings_cls, prefix=f"{prefix}{key}.") from None
         extra[key] = settings.model_dump()
+
+
+def _check_objective(encoder: EncoderConfig) -> None:
+    """The selected objective's settings must work with the rest of ``agent.encoder``."""
+    if encoder.objective == "none":
+        return
+    objective = _objectives().get(encoder.objective)
+    settings = (encoder.model_extra or {}).get(encoder.objective) or {}
+    problem = objective.encoder_problem(settings, encoder.model_dump())
+    if problem:
+        raise UserInputError(f"config key 'agent.encoder.{encoder.objective}'", problem)
 
 
 def unused_objective_settings(config: ExperimentConfig) -> list[str]:

@@ -16,8 +16,9 @@ def _offsets(batch: int, room: int, generator: torch.Generator | None) -> torch.
     return torch.randint(0, room + 1, (batch, 2), generator=generator)
 
 
-def _gather_crops(images: torch.Tensor, tops: torch.Tensor, size: int) -> torch.Tensor:
-    """Crop ``size`` x ``size`` at per-image (top, left) without a Python loop over pixels."""
+def crop_at(images: torch.Tensor, tops: torch.Tensor, size: int) -> torch.Tensor:
+    """Crop ``size`` x ``size`` at per-image (top, left) offsets ``tops`` (B, 2), without a
+    Python loop over pixels."""
     b = images.shape[0]
     ar = torch.arange(size, device=images.device)
     rows = (tops[:, 0].to(images.device)[:, None] + ar)[:, :, None].expand(b, size, size)
@@ -26,19 +27,25 @@ def _gather_crops(images: torch.Tensor, tops: torch.Tensor, size: int) -> torch.
     return images.permute(0, 2, 3, 1)[batch, rows, cols].permute(0, 3, 1, 2).contiguous()
 
 
-def random_crop(
-    images: torch.Tensor, size: int = 84, generator: torch.Generator | None = None
+def crop_offsets(
+    images: torch.Tensor, size: int, generator: torch.Generator | None = None
 ) -> torch.Tensor:
-    """One random ``size`` x ``size`` crop per image (CURL: 100 -> 84)."""
+    """Random (top, left) offsets (B, 2) of a ``size`` x ``size`` crop of each image."""
     _, _, h, w = images.shape
     if size > min(h, w):
         raise ValueError(f"crop {size} is larger than the images ({h}x{w})")
-    tops = torch.stack(
+    return torch.stack(
         [torch.randint(0, h - size + 1, (len(images),), generator=generator),
          torch.randint(0, w - size + 1, (len(images),), generator=generator)],
         dim=1,
     )  # fmt: skip
-    return _gather_crops(images, tops, size)
+
+
+def random_crop(
+    images: torch.Tensor, size: int = 84, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """One random ``size`` x ``size`` crop per image (CURL: 100 -> 84)."""
+    return crop_at(images, crop_offsets(images, size, generator), size)
 
 
 def random_shift(
@@ -50,7 +57,7 @@ def random_shift(
     if h != w:
         raise ValueError("random_shift expects square images")
     padded = F.pad(images.float(), (pad, pad, pad, pad), mode="replicate").to(images.dtype)
-    return _gather_crops(padded, _offsets(len(images), 2 * pad, generator), h)
+    return crop_at(padded, _offsets(len(images), 2 * pad, generator), h)
 
 
 def pixel_shift(images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:

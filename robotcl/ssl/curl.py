@@ -74,11 +74,19 @@ class CURL(SSLObjective):
         """What the key encoder sees: another view of the same observation."""
         return batch.obs
 
+    def project_query(self, features: torch.Tensor) -> torch.Tensor:
+        """The query from the online encoder's features (CURL: the features themselves)."""
+        return features
+
+    def project_key(self, features: torch.Tensor) -> torch.Tensor:
+        """The key from the key encoder's features, without gradient (CURL: themselves)."""
+        return features
+
     def forward(self, batch: SSLBatch) -> SSLOutput:
         key_input = self.key_input(batch)
-        query = self.encoder(self.view(batch.obs))
+        query = self.project_query(self.encoder(self.view(batch.obs)))
         with torch.no_grad():
-            key = self.key_encoder(self.view(key_input))
+            key = self.project_key(self.key_encoder(self.view(key_input)))
         logits = query @ self.W @ key.T
         return SSLOutput(info_nce(logits), top1_accuracy(logits))
 

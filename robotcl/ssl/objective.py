@@ -94,6 +94,12 @@ class SSLObjective(nn.Module):
         """What the objective needs with these settings (default: :attr:`needs`)."""
         return cls.needs
 
+    @classmethod
+    def encoder_problem(cls, settings: dict[str, Any], encoder: dict[str, Any]) -> str | None:
+        """What in these settings (``agent.encoder.<name>``) cannot work with the rest of
+        ``agent.encoder`` (``encoder``), in one line; None if nothing (the default)."""
+        return None
+
     def build(self) -> None:
         """Add the objective's own modules (heads, key encoders, queues); called once the
         encoder, augmentation, generator and settings are set."""

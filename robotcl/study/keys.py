@@ -133,6 +133,8 @@ def result_settings(config: ExperimentConfig, without: tuple[str, ...] = ()) -> 
         chosen = encoder.get("objective")
         if chosen == "none":  # how an SSL loss is stepped: no SSL loss, no matter
             encoder.pop("ssl_update", None)
+        if encoder.get("type") != "pixels":  # how frames are cropped: no frames, no matter
+            encoder.pop("crops", None)
         for name in [n for n in encoder if n in OBJECTIVES and n != chosen]:
             encoder.pop(name)
         if chosen in OBJECTIVES:

@@ -396,3 +396,59 @@ def test_the_key_view_of_the_target_encoder_is_a_random_crop_in_eval_mode():
     assert not torch.allclose(key(obs), key(obs))  # two random crops of the same frames
     centre = ImageView(target)  # eval mode: the centre crop, as the target critic sees
     assert torch.equal(centre(obs), centre(obs))
+
+
+def conv_inputs(extractor) -> list[torch.Tensor]:
+    """The crops that reach ``extractor``'s convolutional encoder, in order (filled as it runs)."""
+    seen: list[torch.Tensor] = []
+    extractor.encoder.register_forward_hook(lambda module, args, out: seen.append(args[0].clone()))
+    return seen
+
+
+@pytest.mark.parametrize("crops", ["shared", "independent"])
+def test_one_update_crops_each_batch_once_as_curl_does(tiny, gl_ok, crops):
+    """SAC's update encodes obs (actor, critic, the actor's Q, the contrastive query) and
+    next_obs (actor, critic target), plus CURL's key: with crops=shared, obs has one crop (the
+    anchor), next_obs one random crop seen alike by the actor and the critic target (which sits
+    in eval mode), and the key a crop of its own."""
+    from robotcl.ssl.augment import center_crop
+
+    learner = learner_with(
+        tiny, *PIXELS, "agent.encoder.objective=curl", f"agent.encoder.crops={crops}"
+    )
+    online, target = (
+        conv_inputs(learner.encoder),
+        conv_inputs(learner.critic_target.features_extractor),
+    )
+    batch = learner.replay_buffer.sample(16)
+    learner.policy.set_training_mode(True)
+    with learner.update_scope():
+        learner.update(batch)
+    layout, size = learner.encoder.layout, learner.encoder.crop
+    centre_next = center_crop(layout.images(batch.next_observations) / 255.0, size)
+    # online: actor(obs), actor(next_obs), critic(obs), critic(obs, actor's action), query(obs)
+    assert len(online) == 5 and len(target) == 2  # target: critic_target(next_obs), the key
+    anchor, actor_next, critic, critic_pi, query = online
+    target_next, key = target
+    if crops == "shared":
+        assert all(torch.equal(anchor, x) for x in (critic, critic_pi, query))
+        assert torch.equal(actor_next, target_next)
+        assert not torch.equal(target_next, centre_next)  # a random crop, in eval mode too
+    else:
+        assert not torch.equal(anchor, critic) and not torch.equal(critic, critic_pi)
+        assert not torch.equal(critic, query)
+        assert torch.equal(target_next, centre_next)
+    assert not torch.equal(key, anchor) and key.shape == anchor.shape  # the key: its own crop
+
+
+def test_simclrs_two_views_of_a_pixel_batch_are_two_crops(tiny, gl_ok):
+    """The first view of a batch is its anchor crop, the second a crop of its own (it was the
+    first view's features again when the SSL step ran apart from the critic's)."""
+    learner = learner_with(tiny, *PIXELS, "agent.encoder.objective=simclr")
+    online = conv_inputs(learner.encoder)
+    learner.policy.set_training_mode(True)
+    with learner.update_scope():
+        learner.update(learner.replay_buffer.sample(16))
+    anchor, *_, first_view, second_view = online
+    assert len(online) == 6  # actor, actor(next), critic, the actor's Q, two views
+    assert torch.equal(first_view, anchor) and not torch.equal(second_view, anchor)

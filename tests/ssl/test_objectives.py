@@ -155,3 +155,34 @@ def test_moco_v2_head_is_trained_and_followed_by_its_momentum_copy():
         assert torch.allclose(k, b + 0.001 * (o - b))
     v1 = MoCo(encoder, state_augment, torch.Generator().manual_seed(1), queue_size=32)
     assert not list(v1.head.parameters()) and v1.queue.shape == (32, 16)  # v1: no head
+
+
+def test_atcs_heads_train_the_compressor_and_predictor_and_the_key_side_follows():
+    """head=atc: the anchor goes through the compressor and the residual predictor, the positive
+    through the compressor's momentum copy, which no gradient reaches and which moves at tau."""
+    torch.manual_seed(0)
+    encoder = StateEncoder(10, 16, 32)
+    objective = OBJECTIVES["temporal"](
+        encoder, state_augment, torch.Generator().manual_seed(1), head="atc", latent_dim=8,
+        predictor_hidden=12,
+    )  # fmt: skip
+    assert objective.W.shape == (8, 8) and objective.predictor[0].in_features == 8
+    batch = batch_for("temporal", pixels=False)
+    with torch.no_grad():  # the query is the compressed features plus the predictor's residual
+        compressed = objective.compressor(encoder(batch.obs))
+        expected = compressed + objective.predictor(compressed)
+    assert torch.allclose(objective.project_query(encoder(batch.obs)), expected)
+    objective(batch).loss.backward()
+    for module in (objective.compressor, objective.predictor):
+        assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in module.parameters())
+    key = list(objective.key_compressor.parameters())
+    assert all(p.grad is None and not p.requires_grad for p in key)
+    own = {id(p) for p in objective.own_parameters()}
+    assert {id(p) for p in objective.compressor.parameters()} <= own and not own & set(map(id, key))
+    with torch.no_grad():
+        for p in objective.compressor.parameters():
+            p.add_(1.0)
+    before = [p.detach().clone() for p in key]
+    objective.after_update()
+    for k, b, o in zip(key, before, objective.compressor.parameters(), strict=True):
+        assert torch.allclose(k, 0.01 * o + 0.99 * b)  # ATC's tau
