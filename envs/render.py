@@ -64,8 +64,11 @@ def render_task(
     return env_id_or_env.render()
 
 
-def suite_contact_sheet(suite, path: str, columns: int = 5) -> str:
-    """Contact sheet of every task of ``suite`` at its reset state, titled by position and name."""
-    frames = [render_task(spec.env_id, **spec.kwargs) for spec in suite.tasks]
+def suite_contact_sheet(suite, path: str, columns: int = 5, size: int = 240) -> str:
+    """Contact sheet of every task of ``suite`` at its reset state, titled by position and name;
+    frames of ``size`` x ``size`` pixels (a pixel agent's ``pixels.size`` shows what it sees)."""
+    frames = [
+        render_task(spec.env_id, width=size, height=size, **spec.kwargs) for spec in suite.tasks
+    ]
     titles = [f"{i}: {spec.name}" for i, spec in enumerate(suite.tasks)]
     return contact_sheet(frames, titles, path, columns)

@@ -109,6 +109,12 @@ def _parser(with_config_help: bool = True) -> argparse.ArgumentParser:
     show.add_argument("suite")
     show.add_argument("--order", default="a")
     show.add_argument("--out", default=None, help="PNG path (default: SUITE.png)")
+    show.add_argument(
+        "--size",
+        default="240",
+        help="frame width and height in pixels (default 240; a pixel "
+        "agent's pixels.size shows what it sees)",
+    )
     return parser
 
 
@@ -383,10 +389,12 @@ def _cmd_show(args: argparse.Namespace) -> int:
     from robotcl.envs.render import suite_contact_sheet
     from robotcl.envs.suites import make_suite
 
+    if not args.size.isdigit() or not 16 <= int(args.size) <= 1024:
+        raise UserInputError("--size", f"got {args.size!r}", "a whole number of pixels, 16..1024")
     suite = make_suite(args.suite, args.order)
     out = args.out or f"{suite.name}.png"
     check_figure_path(out)
-    return _saving(out, lambda: suite_contact_sheet(suite, out))
+    return _saving(out, lambda: suite_contact_sheet(suite, out, size=int(args.size)))
 
 
 COMMANDS = {

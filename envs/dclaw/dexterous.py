@@ -119,6 +119,7 @@ class DexterousEnv(gym.Env):
         return self.observe(error), reward, False, False, self.info(error)
 
     def render(self) -> np.ndarray:
+        self.claw.goal_marker = self.task.goal_marker(self)
         return self.claw.render()
 
     def close(self) -> None:

@@ -23,7 +23,17 @@ import mujoco
 import numpy as np
 from gymnasium import spaces
 
-from .model import CAMERA, HALF_RANGE, JOINT_NAMES, RESET_POSE, TIMESTEP, VALVE_JOINT, build_model
+from .model import (
+    CAMERA,
+    GOAL_BODY,
+    GOAL_SITE,
+    HALF_RANGE,
+    JOINT_NAMES,
+    RESET_POSE,
+    TIMESTEP,
+    VALVE_JOINT,
+    build_model,
+)
 
 FRAME_SKIP = 40
 STEP_SECONDS = FRAME_SKIP * TIMESTEP  # one control step: 0.1 s
@@ -137,6 +147,12 @@ class DClawTurnEnv(gym.Env):
         self.data = mujoco.MjData(self.model)
         self._check_layout()
         self._renderer: mujoco.Renderer | None = None
+        #: where the goal marker is drawn (rad about the valve's axis; None: not drawn); the
+        #: tasks built on the claw set it before each frame (DexterousEnv)
+        self.goal_marker: float | None = GOAL_ANGLE
+        self._goal_mocap = int(self.model.body(GOAL_BODY).mocapid[0])
+        self._goal_sites = [self.model.site(n).id for n in (GOAL_SITE, f"{GOAL_SITE}_post")]
+        self._goal_alpha = float(self.model.site_rgba[self._goal_sites[0], 3])
 
         self.action_space = spaces.Box(-1.0, 1.0, (N_JOINTS,), np.float32)
         self.observation_space = self.LAYOUT.space()
@@ -219,6 +235,7 @@ class DClawTurnEnv(gym.Env):
             vis.offwidth = max(vis.offwidth, self.width)
             vis.offheight = max(vis.offheight, self.height)
             self._renderer = mujoco.Renderer(self.model, height=self.height, width=self.width)
+        self._place_goal_marker()
         self._renderer.update_scene(self.data, camera=self.camera)
         return self._renderer.render()
 
@@ -243,6 +260,16 @@ class DClawTurnEnv(gym.Env):
         return self._qvel
 
     # --- helpers --------------------------------------------------------------------------------
+
+    def _place_goal_marker(self) -> None:
+        """Turn the goal marker to :attr:`goal_marker` (or hide it) for the next frame: the mocap
+        pose, then the kinematics that place it (the state's dynamics are untouched)."""
+        angle = self.goal_marker
+        self.model.site_rgba[self._goal_sites, 3] = 0.0 if angle is None else self._goal_alpha
+        if angle is not None:
+            half = angle / 2
+            self.data.mocap_quat[self._goal_mocap] = [math.cos(half), 0.0, 0.0, math.sin(half)]
+            mujoco.mj_kinematics(self.model, self.data)
 
     def _observe(self) -> tuple[np.ndarray, float]:
         error = wrap_angle(GOAL_ANGLE - self.valve_angle)

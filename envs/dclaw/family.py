@@ -23,6 +23,7 @@ A new family, from any module::
 from __future__ import annotations
 
 import inspect
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, is_dataclass
@@ -101,6 +102,13 @@ class TaskFamily(ABC):
     @abstractmethod
     def obs_extras(self, env: TaskEnv) -> tuple[float, float, float]:
         """The observation's goal values: cos and sin of the goal angle, the goal speed."""
+
+    def goal_marker(self, env: TaskEnv) -> float | None:
+        """Where the rendered goal marker points now (rad about the valve's axis), None for no
+        marker. Default: the goal angle the observation shows, none where its cos and sin are
+        both 0 (a task without a goal angle)."""
+        cos, sin, _ = self.obs_extras(env)
+        return math.atan2(sin, cos) if (cos, sin) != (0.0, 0.0) else None
 
 
 def _check_family(name: str, cls: Any) -> None:

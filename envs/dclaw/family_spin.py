@@ -1,6 +1,7 @@
 """Family ``spin``: spin the valve at a target speed (+-0.5 rad/s).
 
-Error: the goal speed - the mean speed of the last half second. Reward: the benchmark's terms on
+Error: the goal speed - the mean speed of the last half second. The rendered goal marker turns at
+the goal speed from 0 (as ROBEL's screw task draws its target). Reward: the benchmark's terms on
 that error (rad/s): -5 e - ||q - reset pose|| - ||fast joint velocities|| + 10 [e < 0.5]
 + 50 [e < 0.25]. Success: the mean speed over the last two seconds within 0.25 rad/s of the
 goal, and every half second of them turning the goal's way at a third of its speed or more (a
@@ -58,3 +59,8 @@ class Spin(TaskFamily):
 
     def obs_extras(self, env: TaskEnv) -> tuple[float, float, float]:
         return 0.0, 0.0, self.goal_speed
+
+    def goal_marker(self, env: TaskEnv) -> float:
+        """ROBEL's screw task draws a target that turns at the goal speed: the marker starts at
+        0 and turns at ``goal_speed`` with the episode's time."""
+        return self.goal_speed * float(env.claw.data.time)

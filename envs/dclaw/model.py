@@ -35,6 +35,10 @@ LINK_FRICTION = (1.0, 0.005, 0.0001)
 TIP_FRICTION = (0.2, 0.005, 0.0001)
 JOINT_DAMPING, JOINT_ARMATURE = 0.1, 0.001
 
+GOAL_BODY, GOAL_SITE = "goal", "goal_mark"
+GOAL_RADIUS = 0.11  # the bar's centre, on the floor beyond the widest valve
+GOAL_RGBA = (0.1, 0.75, 0.2, 1.0)
+
 _LINK_RGBA = (0.25, 0.25, 0.28, 1.0)
 _TIP_RGBA = (0.9, 0.9, 0.9, 1.0)
 
@@ -216,6 +220,23 @@ def build_spec(valve: str = "T3") -> mujoco.MjSpec:
         pos=[0.03, 0.0, shape.top_z - shape.hinge_z + 0.001],
         size=[0.015, 0.004, 0.001],
         rgba=[0.1, 0.2, 0.8, 1.0],
+    )
+    # The goal, as ROBEL draws its target: a marker that turns about the valve's axis (a mocap
+    # body the env points at the goal angle, see DClawTurnEnv.goal_marker; looks only).
+    goal = spec.worldbody.add_body(name=GOAL_BODY, mocap=True)
+    goal.add_site(  # a bar on the floor pointing at the goal, and a post at its end
+        name=GOAL_SITE,
+        type=mujoco.mjtGeom.mjGEOM_BOX,
+        pos=[GOAL_RADIUS, 0.0, 0.002],
+        size=[0.04, 0.007, 0.002],
+        rgba=list(GOAL_RGBA),
+    )
+    goal.add_site(
+        name=f"{GOAL_SITE}_post",
+        type=mujoco.mjtGeom.mjGEOM_CYLINDER,
+        pos=[GOAL_RADIUS + 0.04, 0.0, 0.045],
+        size=[0.009, 0.045, 0.0],
+        rgba=list(GOAL_RGBA),
     )
     # MuJoCo 4 locks the valve when its stem is within the base's contact margin: exclude.
     spec.add_exclude(bodyname1="valve_base", bodyname2="valve")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
+
 from robotcl.cli import main
 
 
@@ -24,6 +26,14 @@ def test_show_writes_a_contact_sheet_of_the_suite(tmp_path, gl_ok, monkeypatch):
 
     image = imread(out)
     assert image.shape[0] > 300 and image.shape[1] > 1000 and image.std() > 0.05
+
+
+@pytest.mark.parametrize("size", ["5", "big", "2000"])
+def test_show_a_frame_size_out_of_range_is_a_one_line_error(tmp_path, capsys, size):
+    assert main(["show", "dclaw10", "--size", size, "--out", str(tmp_path / "x.png")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--size" in err[0] and repr(size) in err[0]
+    assert not (tmp_path / "x.png").exists()
 
 
 def test_show_unknown_suite_is_a_one_line_error(tmp_path, capsys):
