@@ -2,16 +2,20 @@
 
 For each objective, gradient updates/s of ContinualSAC with an encoder and that objective
 against the same learner with the same encoder and no objective (the peer: plain SAC on that
-encoder), on the same replay data; the median of interleaved rounds. CURL reports a small
-overhead for its contrastive loss; robotcl's goal is at most +30% time per update for curl.
+encoder), on the same replay data; the median of interleaved rounds. Each update runs as in
+training (``update_scope``: on pixels, one crop of a batch shared by the networks, CURL's), with
+the SSL loss stepped apart (``ssl_update=separate``, CURL's). CURL reports a small overhead for
+its contrastive loss; robotcl's goal is at most +30% time per update for curl.
 
 Default: the state encoder (MLP) on D'Claw's state, batch 256. ``--pixels``: CURL's
-convolutional encoder on pixels+proprio (100x100 renders, 3 frames, 84x84 crops), batch 128
-(CURL's pixel SAC uses 128-512), with crossmodal among the objectives; the frame replay is
-filled with random frames, as rendering is not what is timed.
+convolutional encoder on pixels+proprio (``--size`` renders, 100; 3 frames; ``--crop``, 84),
+batch 128 (CURL's pixel SAC uses 128-512), with crossmodal among the objectives; the frame
+replay is filled with random frames, as rendering is not what is timed there; rendering is timed
+apart: env steps/s of the pixel task against the same task on state (the peer), so the two
+costs of a pixel step can be set side by side.
 
-    python bench/ssl_cost.py [--pixels] [--updates 300] [--rounds 3] [--batch N]
-                             [--device cpu|cuda]
+    python bench/ssl_cost.py [--pixels [--size 48 --crop 40]] [--updates 300] [--rounds 3]
+                             [--batch N] [--device cpu|cuda]
 """
 
 from __future__ import annotations
@@ -33,12 +37,16 @@ PIXEL_OBJECTIVES = (*OBJECTIVES, "crossmodal")
 TRANSITIONS = 3000
 
 
-def learner(name: str, device: str, pixels: bool, batch: int) -> ContinualSAC:
+def learner(
+    name: str, device: str, pixels: bool, batch: int, size: int = 100, crop: int = 84
+) -> ContinualSAC:
     objective, _, queue = name.partition("-")
-    suite = make_suite("dclaw10", observation="pixels+proprio" if pixels else "state")
+    observation = "pixels+proprio" if pixels else "state"
+    suite = make_suite("dclaw10", observation=observation, pixel_size=size)
     env = suite.make_env(0)
     encoder = {
         "type": "pixels" if pixels else "mlp",
+        "crop": crop,
         "feature_dim": 50,
         "hidden": 256,
         "objective": objective,
@@ -102,15 +110,33 @@ def fill(agent: ContinualSAC, env, layout) -> None:
 
 def updates_per_second(agent: ContinualSAC, updates: int, batch: int) -> float:
     batches = [agent.replay_buffer.sample(batch) for _ in range(updates)]
-    agent.update(batches[0])  # warm-up
+    agent.policy.set_training_mode(True)
+    with agent.update_scope():
+        agent.update(batches[0])  # warm-up
     if agent.device.type == "cuda":
         torch.cuda.synchronize()
     start = time.perf_counter()
     for b in batches:
-        agent.update(b)
+        with agent.update_scope():
+            agent.update(b)
     if agent.device.type == "cuda":
         torch.cuda.synchronize()
     return updates / (time.perf_counter() - start)
+
+
+def env_steps_per_second(observation: str, size: int, steps: int) -> float:
+    """Random-action steps/s of D'Claw T0 seen as ``observation`` (resets included)."""
+    env = make_suite("dclaw10", observation=observation, pixel_size=size).make_env(0)
+    rng = np.random.default_rng(0)
+    env.reset(seed=0)
+    start = time.perf_counter()
+    for _ in range(steps):
+        _, _, terminated, truncated, _ = env.step(rng.uniform(-1, 1, 9).astype(np.float32))
+        if terminated or truncated:
+            env.reset()
+    rate = steps / (time.perf_counter() - start)
+    env.close()
+    return rate
 
 
 def main() -> None:
@@ -120,17 +146,23 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--batch", type=int, default=None, help="256 state, 128 pixels")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--size", type=int, default=100, help="--pixels: render size (100)")
+    parser.add_argument("--crop", type=int, default=84, help="--pixels: crop size (84)")
+    parser.add_argument("--steps", type=int, default=400, help="--pixels: env steps timed")
     args = parser.parse_args()
     batch = args.batch or (128 if args.pixels else 256)
     names = PIXEL_OBJECTIVES if args.pixels else OBJECTIVES
-    agents = {name: learner(name, args.device, args.pixels, batch) for name in names}
+    agents = {
+        name: learner(name, args.device, args.pixels, batch, args.size, args.crop) for name in names
+    }
     rates: dict[str, list[float]] = {name: [] for name in names}
     for _ in range(args.rounds):
         for name, agent in agents.items():
             rates[name].append(updates_per_second(agent, args.updates, batch))
     base = statistics.median(rates["none"])
     what = (
-        "pixels+proprio: CURL's conv encoder (4x32 3x3 convs) on 3 stacked 84x84 crops -> 50"
+        f"pixels+proprio: CURL's conv encoder (4x32 3x3 convs) on 3 stacked {args.crop}x"
+        f"{args.crop} crops of {args.size}x{args.size} renders -> 50"
         if args.pixels
         else "state encoder 31 -> 256 -> 50"
     )
@@ -141,6 +173,12 @@ def main() -> None:
     for name in names:
         rate = statistics.median(rates[name])
         print(f"{name:<10} {rate:>10.1f} {base / rate:>14.2f}x")
+    if args.pixels:
+        state = env_steps_per_second("state", args.size, args.steps)
+        pixels = env_steps_per_second("pixels+proprio", args.size, args.steps)
+        print(f"env steps/s, D'Claw T0, {args.steps} random steps: state {state:.0f}, "
+              f"rendered at {args.size}x{args.size} {pixels:.0f} ({state / pixels:.1f}x the time; "
+              f"{1000 / pixels - 1000 / state:.1f} ms a frame)")  # fmt: skip
 
 
 if __name__ == "__main__":
