@@ -105,6 +105,14 @@ def _parser(with_config_help: bool = True) -> argparse.ArgumentParser:
     plot.add_argument("--out", default="curves.png", help="PNG path (default: curves.png)")
     plot.add_argument("--metric", choices=["success", "return"], default="success")
     plot.add_argument("--mode", choices=["stochastic", "deterministic"], default="stochastic")
+    plot.add_argument(
+        "--scalars",
+        nargs="+",
+        metavar="TAG",
+        help="training scalars instead (scalars.json or tb/ of each run; a TAG may end in *: "
+        "--scalars 'train/ssl/*')",
+    )
+    plot.add_argument("--labels", nargs="+", help="one label a run (default: folder names)")
     show = sub.add_parser("show", help="write a PNG contact sheet of a suite's tasks")
     show.add_argument("suite")
     show.add_argument("--order", default="a")
@@ -374,12 +382,24 @@ def _saving(out: str, save: object) -> int:
 def _cmd_plot(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from robotcl.reporting.plots import save_curves
+    from robotcl.reporting.plots import save_curves, save_scalars, tag_matches
     from robotcl.reporting.runs import read_results
+    from robotcl.scalars import load_scalars
 
     check_figure_path(args.out)
+    labels = args.labels or [Path(d).name for d in args.runs]
+    if len(labels) != len(args.runs):
+        raise UserInputError(
+            "--labels", f"{len(labels)} labels for {len(args.runs)} runs", "one label a run"
+        )
+    if args.scalars:
+        scalars = [load_scalars(d) for d in args.runs]
+        if not any(tag_matches(run, tag) for run in scalars for tag in args.scalars):
+            raise UserInputError(
+                "--scalars", f"no run logged {' or '.join(args.scalars)}", "see the runs' tb/"
+            )
+        return _saving(args.out, lambda: save_scalars(scalars, labels, args.scalars, args.out))
     runs = [read_results(d) for d in args.runs]
-    labels = [Path(d).name for d in args.runs]
     return _saving(
         args.out, lambda: save_curves(runs, labels, args.out, metric=args.metric, mode=args.mode)
     )

@@ -39,6 +39,7 @@ from robotcl.outputs import RunDirectory, TensorBoardLog, check_writable
 from robotcl.probe import RepresentationProbe
 from robotcl.progress import progress
 from robotcl.registry import AGENTS, STRATEGIES
+from robotcl.scalars import write_scalars
 from robotcl.strategies.base import Strategy, StrategyStack
 from robotcl.system import available_memory, gib, peak_process_bytes, replay_bytes
 from robotcl.videos import VideoRecorder
@@ -293,6 +294,8 @@ class Experiment:
                 with writing(self.run_dir):
                     self.run_dir.write_results(self.results)
                 self.tb.close()  # its last points: a failed flush stops the run too
+                with writing(self.run_dir):
+                    write_scalars(self.run_dir.path)  # the train/ curves, small, kept
         finally:
             bar.close()
             self.evaluator.close()

@@ -1,7 +1,7 @@
 """Where a run's outputs go: the run directory, atomic files, the JSONL log and TensorBoard.
 
 <runs_dir>/<preset>/<suite>-<strategy>-s<seed>-<timestamp>/
-  config.yaml  results.json  evaluations.jsonl  checkpoints/  tb/
+  config.yaml  results.json  evaluations.jsonl  scalars.json  checkpoints/  tb/
 """
 
 from __future__ import annotations

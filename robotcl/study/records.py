@@ -5,6 +5,7 @@ files (a few tens of kilobytes)::
 
     <records>/<label>[-<order>]-s<seed>-<key>/
         config.yaml  results.json  evaluations.jsonl   copied from the run directory
+        scalars.json                                    (where the run wrote it: training curves)
         record.json                                     key, key version, cell, robotcl, commit
 
 A grid with ``records=<folder>`` (the ``study`` preset: ``docs/results/study``) takes a cell
@@ -30,7 +31,7 @@ from robotcl.study.keys import KEY_VERSION, run_key
 
 RECORD_FILE = "record.json"
 #: the files of a run directory a record keeps
-KEPT = ("config.yaml", "results.json", "evaluations.jsonl")
+KEPT = ("config.yaml", "results.json", "evaluations.jsonl", "scalars.json")
 
 
 def record_name(cell: Cell) -> str:

@@ -39,7 +39,7 @@ def test_a_study_stopped_part_way_goes_on_from_its_records_on_a_fresh_clone(aim,
     first = _records(records)
     assert sorted(r["label"] for r in first.values()) == ["finetune", "finetune"]
     kept = sorted(p.name for p in next(iter(records.iterdir())).iterdir())
-    assert kept == ["config.yaml", "evaluations.jsonl", RECORD_FILE, "results.json"]
+    assert kept == ["config.yaml", "evaluations.jsonl", RECORD_FILE, "results.json", "scalars.json"]
     stamps = {p: p.stat().st_mtime_ns for p in records.glob("*/results.json")}
     # a fresh clone: the committed records, no runs directory
     shutil.rmtree(tmp_path / "runs")
