@@ -193,7 +193,7 @@ class ContinualOffPolicy(ContinualSB3):
         if layout is None:
             encoder, augment = self.encoder, state_augment
         else:  # the frames' features; the pixel encoder crops at random itself
-            encoder, augment = ImageView(self.encoder), _same_view
+            encoder, augment = ImageView(self.encoder), FrameViews(layout)
             target = ImageView(target, random=True)  # CURL's key: a random crop
         self.ssl_wiring = SSLWiring.build(
             settings,
@@ -520,6 +520,22 @@ class ContinualOffPolicy(ContinualSB3):
         self.check_finite(out)
 
 
-def _same_view(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-    """The SSL view of a pixel observation: itself (the pixel encoder crops at random)."""
-    return x
+class FrameViews:
+    """The SSL view of flat pixel observations: the observation itself (the pixel encoder crops
+    it at random); :meth:`image_augment` adds MoCo v2's image augmentation of its frames before
+    that crop (``agent.encoder.moco.augment=v2``)."""
+
+    def __init__(self, layout: Any) -> None:
+        self.layout = layout
+
+    def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        return x
+
+    def image_augment(
+        self, x: torch.Tensor, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """``x`` with its frames colour-jittered, grayed, blurred and flipped (MoCo v2)."""
+        from robotcl.ssl.augment import moco_v2
+
+        frames = moco_v2(self.layout.images(x), generator).reshape(len(x), -1)
+        return torch.cat([frames, x[..., self.layout.pixel_values :]], dim=-1)

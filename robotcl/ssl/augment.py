@@ -101,3 +101,97 @@ def state_augment(x: torch.Tensor, generator: torch.Generator | None = None) -> 
     x = random_scale(x, 0.1, generator)
     x = feature_mask(x, 0.1, generator)
     return gaussian_noise(x, 0.05, generator)
+
+
+# -- MoCo v2's image augmentation (Chen, Fan, Girshick, He 2020), on stacked frames -----------
+# Images are (B, 3F, H, W) floats in 0..255: F stacked RGB frames. Each image draws its own
+# parameters and its F frames share them (one view of one moment in time).
+
+
+def _frames(images: torch.Tensor) -> torch.Tensor:
+    b, c, h, w = images.shape
+    return images.reshape(b, c // 3, 3, h, w)
+
+
+def _gray(frames: torch.Tensor) -> torch.Tensor:
+    """Luma of (B, F, 3, H, W) frames, (B, F, 1, H, W)."""
+    weights = torch.tensor([0.299, 0.587, 0.114], device=frames.device, dtype=frames.dtype)
+    return (frames * weights.view(1, 1, 3, 1, 1)).sum(dim=2, keepdim=True)
+
+
+def _chosen(batch: int, p: float, generator: torch.Generator | None) -> torch.Tensor:
+    return torch.rand(batch, generator=generator) < p
+
+
+def _factors(batch: int, strength: float, generator: torch.Generator | None) -> torch.Tensor:
+    return 1 + strength * (2 * torch.rand(batch, generator=generator) - 1)
+
+
+def color_jitter(
+    images: torch.Tensor,
+    strength: float = 0.4,
+    p: float = 0.8,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """With probability ``p`` an image's brightness, contrast and saturation are each scaled by
+    a factor in [1 - strength, 1 + strength] (MoCo v2: 0.4, p 0.8; its hue jitter is not taken).
+    """
+    b = len(images)
+    frames = _frames(images)
+    shape = (b, 1, 1, 1, 1)
+    scale = [_factors(b, strength, generator).to(images).view(shape) for _ in range(3)]
+    out = frames * scale[0]  # brightness
+    mean = _gray(out).mean(dim=(2, 3, 4), keepdim=True)
+    out = (out - mean) * scale[1] + mean  # contrast
+    gray = _gray(out)
+    out = ((out - gray) * scale[2] + gray).clamp(0, 255)  # saturation
+    keep = _chosen(b, p, generator).to(images.device).view(shape)
+    return torch.where(keep, out, frames).reshape(images.shape)
+
+
+def random_grayscale(
+    images: torch.Tensor, p: float = 0.2, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """With probability ``p`` an image becomes gray (MoCo v2: 0.2)."""
+    frames = _frames(images)
+    keep = _chosen(len(images), p, generator).to(images.device).view(-1, 1, 1, 1, 1)
+    return torch.where(keep, _gray(frames).expand_as(frames), frames).reshape(images.shape)
+
+
+def gaussian_blur(
+    images: torch.Tensor,
+    p: float = 0.5,
+    sigma: tuple[float, float] = (0.1, 2.0),
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """With probability ``p`` an image is blurred by a Gaussian of a sigma drawn from ``sigma``
+    (MoCo v2: p 0.5, sigma 0.1-2.0, a kernel of a tenth of the image: odd, at least 3)."""
+    b, c, h, w = images.shape
+    size = max(3, (h // 10) | 1)
+    sigmas = sigma[0] + (sigma[1] - sigma[0]) * torch.rand(b, generator=generator)
+    x = torch.arange(size, dtype=torch.float32) - size // 2
+    kernel = torch.exp(-(x[None, :] ** 2) / (2 * sigmas[:, None] ** 2))
+    kernel = (kernel / kernel.sum(dim=1, keepdim=True)).to(images)
+    kernel = kernel.repeat_interleave(c, dim=0)  # (B*C, size): one kernel an image's channels
+    flat = F.pad(images.reshape(1, b * c, h, w), (size // 2,) * 4, mode="reflect")
+    flat = F.conv2d(flat, kernel.view(b * c, 1, 1, size), groups=b * c)
+    blurred = F.conv2d(flat, kernel.view(b * c, 1, size, 1), groups=b * c).view(b, c, h, w)
+    keep = _chosen(b, p, generator).to(images.device).view(-1, 1, 1, 1)
+    return torch.where(keep, blurred, images)
+
+
+def horizontal_flip(
+    images: torch.Tensor, p: float = 0.5, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """With probability ``p`` an image is mirrored left to right (MoCo v2: 0.5)."""
+    keep = _chosen(len(images), p, generator).to(images.device).view(-1, 1, 1, 1)
+    return torch.where(keep, images.flip(-1), images)
+
+
+def moco_v2(images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """MoCo v2's augmentation after its crop: colour jitter (p 0.8), grayscale (p 0.2), blur
+    (p 0.5), horizontal flip (p 0.5); the crop itself is the pixel encoder's."""
+    images = color_jitter(images, 0.4, 0.8, generator)
+    images = random_grayscale(images, 0.2, generator)
+    images = gaussian_blur(images, 0.5, (0.1, 2.0), generator)
+    return horizontal_flip(images, 0.5, generator)

@@ -7,14 +7,17 @@ compared by dot product over a temperature.
 This is MoCo v1 by default: the encoder's features are compared directly. ``head=mlp`` adds MoCo
 v2's change (Chen, Fan, Girshick, He 2020, "Improved baselines with momentum contrastive
 learning"): a 2-layer MLP projection head on the query side and its momentum copy on the key side
-(v2 also raises the temperature to 0.2: set ``temperature``). v2's other change, stronger image
-augmentation (blur, colour jitter), is not taken: the augmentation is the learner's (random
-crops of frames, noise on states), the same for every objective.
+(v2 also raises the temperature to 0.2: set ``temperature``). v2's other change, its stronger
+image augmentation, is ``augmentation=v2`` on pixels: colour jitter (brightness, contrast and
+saturation 0.4, p 0.8; hue not taken), grayscale (p 0.2), Gaussian blur (p 0.5, sigma 0.1-2)
+and a horizontal flip (p 0.5) before the pixel encoder's random crop, each stack of frames
+alike; ``crop`` (the default) keeps the learner's own views (random crops of frames, noise on
+states), the same for every objective.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -46,6 +49,11 @@ class MoCoSettings(ObjectiveSettings):
     projection_dim: PositiveInt = Field(
         128, description="output width of the MLP head (Chen et al. 2020: 128); head=mlp only"
     )
+    augmentation: Literal["crop", "v2"] = Field(
+        "crop",
+        description="crop: the learner's views (random crops on pixels); v2: MoCo v2's colour "
+        "jitter, grayscale, blur and flip before the crop (Chen et al. 2020; pixels only)",
+    )
 
 
 @register_objective("moco")
@@ -56,8 +64,16 @@ class MoCo(SSLObjective):
     Settings = MoCoSettings
     settings: MoCoSettings
 
+    @classmethod
+    def encoder_problem(cls, settings: dict[str, Any], encoder: dict[str, Any]) -> str | None:
+        if settings.get("augmentation") == "v2" and encoder.get("type") != "pixels":
+            return "augmentation=v2 augments images; use it with agent.encoder.type=pixels"
+        return None
+
     def build(self) -> None:
         encoder, generator, settings = self.encoder, self.generator, self.settings
+        if settings.augmentation == "v2" and not hasattr(self.augment, "image_augment"):
+            raise ValueError("moco.augmentation=v2: this learner gives no image augmentation")
         d = encoder.feature_dim
         if settings.head == "mlp":
             self.head: nn.Module = nn.Sequential(
@@ -72,6 +88,11 @@ class MoCo(SSLObjective):
         self.register_buffer("queue", start)
         self.register_buffer("pointer", torch.zeros((), dtype=torch.long))
         self._keys: torch.Tensor | None = None
+
+    def view(self, x: torch.Tensor) -> torch.Tensor:
+        if self.settings.augmentation == "v2":
+            return self.augment.image_augment(x, self.generator)  # type: ignore[attr-defined]
+        return super().view(x)
 
     def forward(self, batch: SSLBatch) -> SSLOutput:
         query = F.normalize(self.head(self.encoder(self.view(batch.obs))), dim=1)

@@ -452,3 +452,31 @@ def test_simclrs_two_views_of_a_pixel_batch_are_two_crops(tiny, gl_ok):
     anchor, *_, first_view, second_view = online
     assert len(online) == 6  # actor, actor(next), critic, the actor's Q, two views
     assert torch.equal(first_view, anchor) and not torch.equal(second_view, anchor)
+
+
+def test_moco_v2s_augmentation_on_pixels_changes_the_frames_only(tiny, gl_ok):
+    learner = learner_with(
+        tiny,
+        *PIXELS,
+        "agent.encoder.objective=moco",
+        "agent.encoder.moco.augmentation=v2",
+        "agent.encoder.moco.queue_size=64",
+    )
+    batch = learner.replay_buffer.sample(16)
+    view = learner.ssl.view(batch.observations)
+    pixels = learner.encoder.layout.pixel_values
+    assert not torch.equal(view[:, :pixels], batch.observations[:, :pixels])
+    assert torch.equal(view[:, pixels:], batch.observations[:, pixels:])  # state and one-hot kept
+    out = learner.update(batch)
+    assert torch.isfinite(out["ssl_loss"])
+
+
+def test_moco_v2s_augmentation_is_refused_on_state(tmp_path, capsys):
+    items = [
+        "agent.encoder.type=mlp",
+        "agent.encoder.objective=moco",
+        "agent.encoder.moco.augmentation=v2",
+    ]
+    assert main(["run", "quick", *items, f"runs_dir={tmp_path / 'runs'}"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "agent.encoder.moco" in err[0] and "type=pixels" in err[0]

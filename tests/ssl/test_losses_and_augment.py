@@ -74,3 +74,44 @@ def test_state_augmentations_keep_shape_and_seed():
     assert 0.25 < (masked == 0).float().mean().item() < 0.35
     scaled = augment.random_scale(torch.ones(100, 10), 0.1, torch.Generator().manual_seed(0))
     assert scaled.min() >= 0.9 and scaled.max() <= 1.1
+
+
+def stacks(batch: int = 6, frames: int = 3, size: int = 20) -> torch.Tensor:
+    """Stacks of identical frames (one moment repeated), values 0..255."""
+    g = torch.Generator().manual_seed(3)
+    frame = torch.randint(0, 256, (batch, 1, 3, size, size), generator=g).float()
+    return frame.expand(batch, frames, 3, size, size).reshape(batch, 3 * frames, size, size)
+
+
+@pytest.mark.parametrize(
+    "op", ["color_jitter", "random_grayscale", "gaussian_blur", "horizontal_flip"]
+)
+def test_moco_v2s_image_ops_treat_a_stacks_frames_alike(op):
+    from robotcl.ssl import augment
+
+    images = stacks()
+    fn = getattr(augment, op)
+    out = fn(images, p=1.0, generator=torch.Generator().manual_seed(0))
+    assert out.shape == images.shape and not torch.equal(out, images)
+    assert out.min() >= 0 and out.max() <= 255
+    frames = out.reshape(6, 3, 3, 20, 20)
+    assert torch.allclose(frames[:, 0], frames[:, 2]) and torch.allclose(frames[:, 0], frames[:, 1])
+    assert torch.equal(fn(images, p=0.0, generator=torch.Generator().manual_seed(0)), images)
+
+
+def test_moco_v2s_image_ops_do_what_they_say():
+    from robotcl.ssl.augment import gaussian_blur, horizontal_flip, moco_v2, random_grayscale
+
+    images, g = stacks(), torch.Generator().manual_seed(0)
+    gray = random_grayscale(images, p=1.0, generator=g).reshape(6, 3, 3, 20, 20)
+    assert torch.allclose(gray[:, :, 0], gray[:, :, 1]) and torch.allclose(
+        gray[:, :, 1], gray[:, :, 2]
+    )
+    blurred = gaussian_blur(images, p=1.0, sigma=(2.0, 2.0), generator=g)
+    assert blurred.std() < 0.7 * images.std()  # noise smoothed
+    flat = torch.full((2, 3, 20, 20), 100.0)
+    assert torch.allclose(gaussian_blur(flat, p=1.0, generator=g), flat)  # a constant stays
+    assert torch.equal(horizontal_flip(images, p=1.0, generator=g), images.flip(-1))
+    a = moco_v2(images, torch.Generator().manual_seed(5))
+    assert torch.equal(a, moco_v2(images, torch.Generator().manual_seed(5)))  # seeded
+    assert not torch.equal(a, moco_v2(images, torch.Generator().manual_seed(6)))

@@ -79,8 +79,8 @@ def test_the_old_queue_size_key_still_sets_mocos_queue(tiny):
         ),
         (
             ["agent.encoder.objective=moco", "agent.encoder.moco.temprature=0.1"],
-            "config key 'agent.encoder.moco.temprature': unknown key; allowed: head, momentum, "
-            "projection_dim, queue_size, temperature",
+            "config key 'agent.encoder.moco.temprature': unknown key; allowed: augmentation, "
+            "head, momentum, projection_dim, queue_size, temperature",
         ),
         (["agent.encoder.mocco.queue_size=8"], "config key 'agent.encoder.mocco': unknown key"),
         (
