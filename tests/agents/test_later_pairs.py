@@ -7,11 +7,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from counter_env import collect, pixel_env
 from stable_baselines3.common.buffers import ReplayBuffer
 
 from robotcl.agents.frame_buffer import FrameReplayBuffer
 from robotcl.agents.later_pairs import later_pairs
-from tests.envs.test_pixels import collect, pixel_env
 
 
 def filled(kind: str, capacity: int, cut_every: int, max_steps: int = 7):
