@@ -523,7 +523,7 @@ class ContinualOffPolicy(ContinualSB3):
 class FrameViews:
     """The SSL view of flat pixel observations: the observation itself (the pixel encoder crops
     it at random); :meth:`image_augment` adds MoCo v2's image augmentation of its frames before
-    that crop (``agent.encoder.moco.augment=v2``)."""
+    that crop (``agent.encoder.moco.augmentation=v2``)."""
 
     def __init__(self, layout: Any) -> None:
         self.layout = layout

@@ -755,8 +755,7 @@ def _check_objective(encoder: EncoderConfig) -> None:
     if encoder.objective == "none":
         return
     objective = _objectives().get(encoder.objective)
-    settings = (encoder.model_extra or {}).get(encoder.objective) or {}
-    problem = objective.encoder_problem(settings, encoder.model_dump())
+    problem = objective.encoder_problem(encoder.objective_settings(), encoder.model_dump())
     if problem:
         raise UserInputError(f"config key 'agent.encoder.{encoder.objective}'", problem)
 

@@ -88,12 +88,18 @@ def feature_mask(
     return x * keep.to(x.device, x.dtype)
 
 
+def _factors(
+    shape: tuple[int, ...] | torch.Size, spread: float, generator: torch.Generator | None
+) -> torch.Tensor:
+    """Factors drawn uniformly from [1 - spread, 1 + spread]."""
+    return 1 + spread * (2 * torch.rand(shape, generator=generator) - 1)
+
+
 def random_scale(
     x: torch.Tensor, spread: float = 0.1, generator: torch.Generator | None = None
 ) -> torch.Tensor:
     """Multiply each feature by a factor drawn uniformly from [1 - spread, 1 + spread]."""
-    factor = 1 + spread * (2 * torch.rand(x.shape, generator=generator) - 1)
-    return x * factor.to(x.device, x.dtype)
+    return x * _factors(x.shape, spread, generator).to(x.device, x.dtype)
 
 
 def state_augment(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -123,10 +129,6 @@ def _chosen(batch: int, p: float, generator: torch.Generator | None) -> torch.Te
     return torch.rand(batch, generator=generator) < p
 
 
-def _factors(batch: int, strength: float, generator: torch.Generator | None) -> torch.Tensor:
-    return 1 + strength * (2 * torch.rand(batch, generator=generator) - 1)
-
-
 def color_jitter(
     images: torch.Tensor,
     strength: float = 0.4,
@@ -139,7 +141,7 @@ def color_jitter(
     b = len(images)
     frames = _frames(images)
     shape = (b, 1, 1, 1, 1)
-    scale = [_factors(b, strength, generator).to(images).view(shape) for _ in range(3)]
+    scale = [_factors((b,), strength, generator).to(images).view(shape) for _ in range(3)]
     out = frames * scale[0]  # brightness
     mean = _gray(out).mean(dim=(2, 3, 4), keepdim=True)
     out = (out - mean) * scale[1] + mean  # contrast
