@@ -359,6 +359,17 @@ class ContinualOffPolicy(ContinualSB3):
         if self.reset_optimizer:
             self.reset_optimizers()
 
+    def resume_task(
+        self, task_id: int, env: gym.Env, steps_done: int, seed: int | None = None
+    ) -> None:
+        """Continue ``task_id`` after ``steps_done`` of its steps (a partial checkpoint): new
+        env, the loaded replay buffer and optimizers kept; the next step starts an episode.
+        (The checkpoint's own step is not in its buffer: SB3 stores a transition after the
+        callback that saved it.)"""
+        self.set_env(self.wrap_env(env, seed))
+        self.current_task = task_id
+        self._task_start_step = self.num_timesteps - steps_done
+
     def make_replay_buffer(self) -> Any:
         """An empty replay buffer: SB3's, or for rendered frames one that stores each frame once."""
         if self.pixel_layout is not None:

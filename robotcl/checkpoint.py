@@ -1,5 +1,8 @@
-"""Checkpoints at each task's end: learner, optimizers, strategy state, results, random states.
+"""Checkpoints: learner, optimizers, strategy state, results, random states.
 
+One is written at each task's end (``task003/``: task 3 finished) and, where
+``checkpoint_every_steps`` asks, inside a task (``partial/``: the task being trained, with its
+replay buffer; it is replaced by the next one and removed once the task's end is saved).
 A checkpoint is written into a temporary folder and renamed into place, so a run killed while
 writing one still has the previous checkpoint intact.
 """
@@ -16,6 +19,9 @@ import numpy as np
 import torch
 
 from robotcl.errors import UserInputError
+
+#: the folder of the checkpoint inside a task
+PARTIAL = "partial"
 
 
 def _rng_state(learner: Any) -> dict[str, Any]:
@@ -47,16 +53,18 @@ def save_checkpoint(
     strategy: Any,
     results: dict,
     extra: dict[str, Any] | None = None,
+    partial: bool = False,
 ) -> Path:
-    """Write the checkpoint after ``task`` finished (``extra``: the experiment's own state, such
-    as the probe's held-out data); returns its folder."""
-    final = folder / f"task{task:03d}"
-    tmp = folder / f".task{task:03d}.tmp"
+    """Write the checkpoint after ``task`` finished, or (``partial``) inside ``task``; ``extra``:
+    the experiment's own state, such as the probe's held-out data. Returns its folder."""
+    name = PARTIAL if partial else f"task{task:03d}"
+    final = folder / name
+    tmp = folder / f".{name}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     try:
         tmp.mkdir(parents=True)
         learner.save(tmp / "learner.zip")
-        if not getattr(learner, "reset_buffer", True):
+        if partial or not getattr(learner, "reset_buffer", True):
             learner.save_replay_buffer(tmp / "replay_buffer.pkl")
         torch.save(
             {
@@ -77,9 +85,25 @@ def save_checkpoint(
 
 
 def latest_checkpoint(folder: Path) -> Path | None:
-    """The newest complete checkpoint folder, or None."""
+    """The newest complete checkpoint folder, or None: the partial one where it is inside a
+    task after the last finished one (a kill between a task's end and the partial's removal
+    leaves an older partial beside it)."""
     done = sorted(p for p in folder.glob("task[0-9][0-9][0-9]") if (p / "state.pt").is_file())
-    return done[-1] if done else None
+    latest = done[-1] if done else None
+    part = folder / PARTIAL
+    if (part / "state.pt").is_file() and (part / "results.json").is_file():
+        try:
+            finished = int(json.loads((part / "results.json").read_text())["completed_tasks"])
+        except (ValueError, KeyError, TypeError):
+            return part  # corrupt: loading it says so in one line
+        if latest is None or finished > int(latest.name[4:]):
+            return part
+    return latest
+
+
+def remove_partial(folder: Path) -> None:
+    """Drop the partial checkpoint (its task's end is saved)."""
+    shutil.rmtree(folder / PARTIAL, ignore_errors=True)
 
 
 def load_checkpoint(

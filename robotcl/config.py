@@ -445,6 +445,11 @@ class ExperimentConfig(_Strict):
         "seed) for Continual World's AUC forward transfer; 'experts': the cached experts of "
         "these settings (robotcl experts)",
     )
+    checkpoint_every_steps: NonNegativeInt = Field(
+        0,
+        description="env steps between checkpoints inside a task (0: at task ends only); "
+        "robotcl run --resume continues the task from the last one, with new episodes",
+    )
     torch_threads: PositiveInt | None = Field(None, description="torch CPU threads")
     progress: bool = Field(True, description="show a progress bar")
 

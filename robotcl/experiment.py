@@ -4,6 +4,8 @@
                  baseline, the random-init policy) -> learner trains (evaluating every
                  eval.every_steps) -> strategy.on_task_end(i, data) -> R[i] <- evaluate all
                  -> checkpoint, logs
+    (with checkpoint_every_steps, also a partial checkpoint every N steps inside a task, which a
+    resume continues the task from)
     metrics(R, curves, reference) -> results.json, TensorBoard
 
 Everything a run produces goes through :class:`~robotcl.outputs.RunDirectory`.
@@ -28,7 +30,12 @@ import torch
 import robotcl
 import robotcl.agents  # noqa: F401  (registers the built-in learners)
 import robotcl.strategies  # noqa: F401  (registers the built-in strategies)
-from robotcl.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from robotcl.checkpoint import (
+    latest_checkpoint,
+    load_checkpoint,
+    remove_partial,
+    save_checkpoint,
+)
 from robotcl.config import AgentConfig, ExperimentConfig, validate_config
 from robotcl.envs.suites import Suite, make_suite
 from robotcl.errors import RunStopped, UserInputError, warn
@@ -131,6 +138,8 @@ class Experiment:
         self.probe: RepresentationProbe | None = None
         self.tb: TensorBoardLog | None = None
         self.videos: VideoRecorder | None = None
+        #: steps already trained of the first task to run (a resume from a partial checkpoint)
+        self.resumed_steps = 0
 
     # -- state ----------------------------------------------------------------------------
     def _fresh_results(self) -> dict[str, Any]:
@@ -178,6 +187,15 @@ class Experiment:
             references = self.reference_runs
         self.reference = load_reference(references, self.suite.task_names, config.eval.metric)
         extra: dict[str, Any] = {}
+        if config.checkpoint_every_steps and not hasattr(
+            AGENTS.get(config.agent.name), "resume_task"
+        ):
+            raise UserInputError(
+                f"checkpoint_every_steps={config.checkpoint_every_steps}",
+                f"agent '{config.agent.name}' cannot continue a task from inside it (it has no "
+                "resume_task)",
+                "0: checkpoints at task ends only",
+            )
         if resume_from is None:
             check_memory(config, self.suite)
             self.learner = build_learner(config, self.suite)
@@ -187,6 +205,7 @@ class Experiment:
             self.learner, self.results, extra = load_checkpoint(
                 resume_from, cls, config.device, self.strategy
             )
+            self.resumed_steps = int(extra.get("task_steps", 0))
         layout = self.suite.layout
         state_part = slice(layout.pixel_values, None) if layout is not None else slice(None)
         off = probe_off(config, self.learner, layout)
@@ -251,7 +270,10 @@ class Experiment:
         start = time.time()
         first = self.results["completed_tasks"]
         purge = None
-        if first == 0:
+        if self.resumed_steps:  # inside a task: keep its evaluations up to the checkpoint
+            self.run_dir.truncate_evaluations(first, until_step=self.learner.num_timesteps)
+            purge = self.learner.num_timesteps + 1
+        elif first == 0:
             if self.run_dir.evaluations_file.exists():  # a restart of a run killed in task 0
                 self.run_dir.truncate_evaluations(0)
                 purge = 0
@@ -268,7 +290,7 @@ class Experiment:
         wall_before = self.results["wall_time_s"]
         bar = progress(
             len(self.suite) * config.steps_per_task,
-            first * config.steps_per_task,
+            first * config.steps_per_task + self.resumed_steps,
             config.progress,
         )
         try:
@@ -276,19 +298,11 @@ class Experiment:
             # own thread and reports on its next call): all such failures stop the run
             with writing(self.run_dir, only_its_files=True):
                 for task in range(first, len(self.suite)):
-                    self._train_task(task, bar)
+                    self._train_task(task, bar, lambda: wall_before + time.time() - start)
                     self.results["wall_time_s"] = wall_before + time.time() - start
-                    extra = {"probe": self.probe.state_dict()} if self.probe else {}
                     with writing(self.run_dir):
-                        save_checkpoint(
-                            self.run_dir.checkpoints,
-                            task,
-                            self.learner,
-                            self.strategy,
-                            self.results,
-                            extra,
-                        )
-                        self.run_dir.write_results(self.results)
+                        self._checkpoint(task)
+                        remove_partial(self.run_dir.checkpoints)
                 self._finish()
                 self.results["wall_time_s"] = wall_before + time.time() - start
                 with writing(self.run_dir):
@@ -303,32 +317,64 @@ class Experiment:
                 self.tb.close()
         return self.results
 
-    def _train_task(self, task: int, bar: Any) -> None:
+    def _checkpoint(self, task: int, partial: bool = False) -> None:
+        """Save the run's state at ``task``'s end (or, ``partial``, inside it) and results.json."""
+        extra: dict[str, Any] = {"probe": self.probe.state_dict()} if self.probe else {}
+        if partial:
+            extra["task_steps"] = self.learner.task_steps
+        save_checkpoint(
+            self.run_dir.checkpoints,
+            task,
+            self.learner,
+            self.strategy,
+            self.results,
+            extra,
+            partial=partial,
+        )
+        self.run_dir.write_results(self.results)
+
+    def _train_task(self, task: int, bar: Any, wall_time: Callable[[], float]) -> None:
         config, learner = self.config, self.learner
         name = self.suite.task_names[task]
         bar.set_description(f"task {task + 1}/{len(self.suite)} {name}")
-        begin = learner.num_timesteps
         env = self.strategy.training_env(task, self.suite.make_env(task))
-        learner.start_task(task, env, seed=config.seed * 1000 + task)
-        self.strategy.on_task_start(task)
-        # the task's true start, after on_task_start (a fresh network for single, a new column
-        # for progressive): the first point of its forward-transfer window. Task 0's is also
-        # the baseline (the random-init policy); later ones are not logged to TensorBoard,
-        # which has the previous task's end at the same step.
-        scores = self.evaluate(begin, task, log=task == 0)
-        if task == 0:
-            self.results["baseline"] = {
-                m: {"success": [s.success for s in v], "return": [s.ret for s in v]}
-                for m, v in scores.items()
-            }
+        resumed, self.resumed_steps = self.resumed_steps, 0
+        if resumed:  # from a partial checkpoint: the task's start is behind it
+            # new episodes from here (the env's state is not saved): seeded by where it resumes
+            learner.resume_task(
+                task, env, resumed, seed=(config.seed * 1000 + task) * 7919 + resumed
+            )
+            self.results.setdefault("resumed_inside_task", []).append([task, resumed])
+            begin = learner.num_timesteps - resumed
+        else:
+            begin = learner.num_timesteps
+            learner.start_task(task, env, seed=config.seed * 1000 + task)
+            self.strategy.on_task_start(task)
+            # the task's true start, after on_task_start (a fresh network for single, a new
+            # column for progressive): the first point of its forward-transfer window. Task 0's
+            # is also the baseline (the random-init policy); later ones are not logged to
+            # TensorBoard, which has the previous task's end at the same step.
+            scores = self.evaluate(begin, task, log=task == 0)
+            if task == 0:
+                self.results["baseline"] = {
+                    m: {"success": [s.success for s in v], "return": [s.ret for s in v]}
+                    for m, v in scores.items()
+                }
+        every = config.checkpoint_every_steps
 
-        def on_step() -> None:  # after every step: progress, and evaluations every N steps
+        def on_step() -> None:  # after every step: progress, evaluations and checkpoints
             bar.update(1)
             done = learner.task_steps
-            if done % config.eval.every_steps == 0 and done < config.steps_per_task:
+            if done >= config.steps_per_task:
+                return
+            if done % config.eval.every_steps == 0:
                 self.evaluate(learner.num_timesteps, learner.current_task)
+            if every and done % every == 0:
+                self.results["wall_time_s"] = wall_time()
+                with writing(self.run_dir):
+                    self._checkpoint(task, partial=True)
 
-        learner.learn_task(config.steps_per_task, on_step=on_step)
+        learner.learn_task(config.steps_per_task - resumed, on_step=on_step)
         if hasattr(learner, "end_task"):  # optional protocol member
             learner.end_task()
         data = learner.task_data()
@@ -611,7 +657,7 @@ def resume(
     reference_runs: list[str] | None = None,
     dry_run: bool = False,
 ) -> tuple[RunDirectory, dict[str, Any]]:
-    """Continue a run from its last finished task (``dry_run``: check and load what it would
+    """Continue a run from its last checkpoint (``dry_run``: check and load what it would
     continue from, return those results and write nothing)."""
     run_dir = RunDirectory(Path(path))
     config = run_config(path)

@@ -15,6 +15,9 @@ into the run's config.yaml with its defaults filled).
 one-line error naming them. Strategies need more of some learners; a learner says what it offers
 in ``capabilities`` (names from :data:`CAPABILITIES`) and a strategy what it needs in ``needs``,
 so a pairing that cannot work is refused before a run writes anything.
+
+Optional: ``resume_task(task_id, env, steps_done, seed)`` (with SB3's ``save_replay_buffer`` and
+``load_replay_buffer``) lets a run checkpoint inside a task (``checkpoint_every_steps``).
 """
 
 from __future__ import annotations

@@ -245,10 +245,11 @@ class RunDirectory:
         with self.evaluations_file.open("a") as f:
             f.write(json.dumps(_jsonable(record)) + "\n")
 
-    def truncate_evaluations(self, first_task: int) -> None:
+    def truncate_evaluations(self, first_task: int, until_step: int | None = None) -> None:
         """Keep the evaluation lines of the tasks before ``first_task`` (on resume: drop what a
-        killed process wrote of the task it did not finish). A torn last line, which a kill
-        leaves, is dropped; a corrupt line elsewhere is refused."""
+        killed process wrote of the task it did not finish) and, with ``until_step`` (a resume
+        inside ``first_task``), that task's lines up to that step. A torn last line, which a
+        kill leaves, is dropped; a corrupt line elsewhere is refused."""
         if not self.evaluations_file.exists():
             return
         lines = [ln for ln in self.evaluations_file.read_text().splitlines() if ln.strip()]
@@ -256,14 +257,15 @@ class RunDirectory:
         for k, line in enumerate(lines):
             try:
                 record = json.loads(line)
-                task = int(record["training_task"])
+                task, step = int(record["training_task"]), int(record["step"])
             except (ValueError, KeyError, TypeError):
                 if k == len(lines) - 1:
                     break  # torn by the kill
                 raise UserInputError(
                     f"run directory '{self.path}'", f"evaluations.jsonl line {k + 1} is corrupt"
                 ) from None
-            if task < first_task and first_task > 0:
+            inside = until_step is not None and task == first_task and step <= until_step
+            if (task < first_task and first_task > 0) or inside:
                 kept.append(line)
         atomic_write_text(self.evaluations_file, "".join(f"{ln}\n" for ln in kept))
 

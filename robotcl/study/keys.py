@@ -7,7 +7,8 @@ their results' content; ``reference=experts`` by the experts' steps and seed), a
 agent's expert data (by the datasets' content).
 
 Not in a key (they change how a run is logged or where it goes, not its numbers): ``name``,
-``runs_dir``, ``run_dir``, ``overwrite``, ``progress``, ``torch_threads``, ``device``, ``video.*``,
+``runs_dir``, ``run_dir``, ``overwrite``, ``progress``, ``torch_threads``,
+``checkpoint_every_steps``, ``device``, ``video.*``,
 ``agent.log_every_updates``, the settings of strategies and contrastive objectives the run does
 not use (and ``agent.encoder.ssl_update`` without an objective; settings added later, at their
 defaults: :data:`ADDED_AT_DEFAULT`), ``experts.*`` unless the run's reference is its experts
@@ -38,6 +39,7 @@ LOGGING_ONLY = (
     "overwrite",
     "progress",
     "torch_threads",
+    "checkpoint_every_steps",
     "device",
     "video",
     "agent.log_every_updates",
