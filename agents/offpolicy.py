@@ -26,6 +26,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 from stable_baselines3.common.buffers import ReplayBuffer
+from stable_baselines3.common.save_util import load_from_pkl
 from stable_baselines3.common.utils import polyak_update
 
 from robotcl.agents.networks import EncoderExtractor, ImageView, PixelExtractor, SharedCrops
@@ -369,6 +370,12 @@ class ContinualOffPolicy(ContinualSB3):
         self.set_env(self.wrap_env(env, seed))
         self.current_task = task_id
         self._task_start_step = self.num_timesteps - steps_done
+
+    def load_replay_buffer(self, path: Any, truncate_last_traj: bool = True) -> None:
+        """Load a saved replay buffer: SB3's or the frame replay (SB3's own loader refuses any
+        buffer that is not its ReplayBuffer)."""
+        self.replay_buffer = load_from_pkl(path, self.verbose)
+        self.replay_buffer.device = self.device
 
     def make_replay_buffer(self) -> Any:
         """An empty replay buffer: SB3's, or for rendered frames one that stores each frame once."""

@@ -174,3 +174,28 @@ def test_the_actor_and_the_target_move_on_their_own_intervals(suite, actor, targ
     assert updates == 12 and counts["critic"] == 12
     assert counts["actor"] == counts["alpha"] == expected["actor"]
     assert counts["target"] == expected["target"]
+
+
+def test_a_saved_frame_replay_loads_back_into_a_learner(suite, tmp_path):
+    # SB3's load_replay_buffer accepts only its own ReplayBuffer; checkpoints of pixel runs
+    # (reset_buffer=false, and every partial checkpoint) save the frame replay
+    from counter_env import collect, pixel_env
+
+    from robotcl.agents.frame_buffer import FrameReplayBuffer
+
+    env = pixel_env(max_steps=7)
+    frames = FrameReplayBuffer(50, env.env.layout, env.observation_space.shape[0], 1)
+    collect(env, 80, frames)
+    agent = make_agent(suite)
+    agent.replay_buffer = frames
+    agent.save_replay_buffer(tmp_path / "replay.pkl")
+    other = make_agent(suite)
+    other.load_replay_buffer(tmp_path / "replay.pkl")
+    loaded = other.replay_buffer
+    assert isinstance(loaded, FrameReplayBuffer) and loaded.count == 80 and loaded.full
+    np.random.seed(3)
+    first = frames.sample(16)
+    np.random.seed(3)
+    again = loaded.sample(16)
+    for a, b in zip(first, again, strict=True):
+        assert (a is None and b is None) or torch.equal(a, b)  # SB3's optional discounts
