@@ -109,6 +109,25 @@ class PerTaskEntropy:
         name = self.task_names[self.current_task]
         alpha = self._alpha(torch.tensor([self.current_task], device=self.device))
         self.logger.record(f"train/alpha/{name}", float(alpha.reshape(-1)[0]))
+        if "q" in out:
+            record_by_task(self.logger, self.task_names, out["tasks"], out["q"], out["target_q"])
+
+
+def record_by_task(
+    logger: Any, names: list[str], tasks: torch.Tensor, q: torch.Tensor, target: torch.Tensor
+) -> None:
+    """Where a batch mixes tasks (replay, multitask): each task's rows' mean Q (the first
+    critic) and squared TD error, ``train/by_task/<task>/{q,td_error}``, to see which task's rows
+    drive the shared critic."""
+    present = torch.unique(tasks)
+    if len(present) < 2:
+        return
+    errors = (q - target).square().reshape(-1)
+    q = q.reshape(-1)
+    for task in present.tolist():
+        rows = tasks == task
+        logger.record(f"train/by_task/{names[task]}/q", float(q[rows].mean()))
+        logger.record(f"train/by_task/{names[task]}/td_error", float(errors[rows].mean()))
 
 
 @register_agent("sac")
@@ -228,4 +247,6 @@ class ContinualSAC(PerTaskEntropy, ContinualOffPolicy, SAC):
             "actor_loss": actor_loss,
             "log_prob": log_prob,
             "tasks": tasks,
+            "q": current_q[0].detach(),
+            "target_q": target_q,
         }

@@ -199,3 +199,42 @@ def test_a_saved_frame_replay_loads_back_into_a_learner(suite, tmp_path):
     again = loaded.sample(16)
     for a, b in zip(first, again, strict=True):
         assert (a is None and b is None) or torch.equal(a, b)  # SB3's optional discounts
+
+
+class RecordingLogger:
+    def __init__(self) -> None:
+        self.values: dict[str, float] = {}
+
+    def record(self, key: str, value: float) -> None:
+        self.values[key] = value
+
+
+def test_a_batch_of_several_tasks_logs_each_tasks_q_and_td_error(suite):
+    from stable_baselines3.common.type_aliases import ReplayBufferSamples
+
+    agent = make_agent(suite)
+    agent.task_names = ["T0", "T1", "T2"]
+    obs = observations(suite, n=6)
+    mixed = torch.as_tensor(np.concatenate([obs[0][:2], obs[2][:4]]))
+    rewards = torch.tensor([[1.0], [3.0], [0.0], [0.0], [0.0], [0.0]])
+    batch = ReplayBufferSamples(mixed, torch.zeros(6, 9), mixed, torch.ones(6, 1), rewards)
+    out = agent.losses(batch)
+    logger = RecordingLogger()
+    agent.set_logger(logger)
+    agent._record_extra(out)
+    assert sorted(k for k in logger.values if "by_task" in k) == [
+        "train/by_task/T0/q",
+        "train/by_task/T0/td_error",
+        "train/by_task/T2/q",
+        "train/by_task/T2/td_error",
+    ]
+    q, target = out["q"].reshape(-1), out["target_q"].reshape(-1)
+    assert logger.values["train/by_task/T0/q"] == pytest.approx(float(q[:2].mean()))
+    error = float((q[2:] - target[2:]).square().mean())
+    assert logger.values["train/by_task/T2/td_error"] == pytest.approx(error)
+    # the rewards enter only their own rows' targets: done rows, so target = reward
+    assert torch.equal(target, rewards.reshape(-1))
+    one_task = ReplayBufferSamples(*(f[2:] for f in batch[:5]))
+    logger.values.clear()
+    agent._record_extra(agent.losses(one_task))
+    assert not any("by_task" in k for k in logger.values)  # one task: nothing more to say
