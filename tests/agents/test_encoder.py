@@ -137,10 +137,10 @@ def test_ssl_state_is_checkpointed_and_a_resumed_run_matches(tiny, tmp_path):
 
     real = experiment._train_task
 
-    def train_once(task, bar):
+    def train_once(task, *rest):
         if task == 1:
             raise KeyboardInterrupt
-        real(task, bar)
+        real(task, *rest)
 
     experiment._train_task = train_once
     run_dir = RunDirectory.create(experiment.config)
