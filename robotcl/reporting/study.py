@@ -8,26 +8,33 @@ and figure of docs/results.md rebuilt from the committed records alone.
   form, against the study's own ``single`` cells of every seed), mean and 90% bootstrap interval
   over seeds, with n; wall time a run;
 - final success a task a strategy, the success matrix of each strategy (mean over seeds), and
-  the success and return curves along the sequence.
+  the success and return curves along the sequence;
+- the gap table, where ``robotcl gap`` left its supervised cells (a supervised learner's, such
+  as ``bc``) beside the RL ones: SL, RL and RL - SL a strategy (robotcl.reporting.gap). Those
+  cells enter no other table.
 
 Written into the records folder: study.txt, study.json, final_success.png, curves.png,
-return_curves.png, learnability.png, matrices.png.
+return_curves.png, learnability.png, matrices.png, and with a gap gap.png.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import yaml
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from robotcl.experiment import load_reference
 from robotcl.metrics import aggregate, compute_metrics
 from robotcl.outputs import atomic_write_text
+from robotcl.registry import AGENTS
 from robotcl.reporting.comparison import final_success_figure, mean_curves
+from robotcl.reporting.gap import gap_figure, gap_summary, gap_table
 from robotcl.reporting.plots import curves_figure
 from robotcl.reporting.tables import MIN_RUNS_FOR_INTERVAL, format_table, stat_text
 from robotcl.study.cells import Cell, cell_results
@@ -211,21 +218,54 @@ def learnability_figure(cells: list[Cell]) -> Figure | None:
     return fig
 
 
+def is_supervised(cell: Cell) -> bool:
+    """Whether ``cell`` was run by a supervised learner (one with held-out losses, as ``bc``):
+    the gap's SL side."""
+    try:
+        config = yaml.safe_load((Path(cell.run_dir) / "config.yaml").read_text())
+        return hasattr(AGENTS.get(config["agent"]["name"]), "heldout_losses")
+    except Exception:  # an unreadable config or an agent not installed here: an RL cell
+        return False
+
+
+def _gap_section(root: Path, sl: list[Cell], rl: list[Cell]) -> tuple[str, dict[str, Any]]:
+    """The gap table of the supervised cells and the RL cells of the same strategies and seeds,
+    with the experts the gap records in ``root`` flag."""
+    pairs = {(c.label, c.seed) for c in sl}
+    summary = gap_summary(sl, [c for c in rl if (c.label, c.seed) in pairs])
+    experts = []
+    for path in sorted(root.glob("gap-*.json")):
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            experts += json.loads(path.read_text()).get("experts", [])
+    title = (
+        "gap: the same strategies and seeds by supervised learning (SL: behaviour cloning of the "
+        "experts) and by reinforcement learning (RL)"
+    )
+    return title + "\n" + gap_table(summary, experts), summary
+
+
 def study_report(folder: str | Path) -> str:
     """Every table of the study in ``folder`` (printed and in study.txt/.json) and its
     figures."""
     root = Path(folder)
-    cells = record_cells(root)
+    everything = record_cells(root)
+    sl = [c for c in everything if is_supervised(c)]
+    cells = [c for c in everything if c not in sl]
     learn_text, learn = learnability(cells)
     table_text, summary = strategy_table(cells)
-    text = "\n\n".join(t for t in (f"{root}: {len(cells)} records", learn_text, table_text) if t)
+    gap_text, gap = _gap_section(root, sl, cells) if sl else ("", {})
+    heading = f"{root}: {len(everything)} records" + (f" ({len(sl)} supervised)" if sl else "")
+    text = "\n\n".join(t for t in (heading, learn_text, table_text, gap_text) if t)
     atomic_write_text(root / "study.txt", text + "\n")
-    record = {"learnability": learn, "strategies": summary, "records": len(cells)}
+    record = {"learnability": learn, "strategies": summary, "records": len(everything)}
+    if gap:
+        record["gap"] = gap
     atomic_write_text(root / "study.json", json.dumps(record, indent=1))
     figures = {
         "final_success.png": final_success_figure(cells),
         "matrices.png": matrices_figure(cells),
         "learnability.png": learnability_figure(cells),
+        "gap.png": gap_figure(gap) if gap else None,
     }
     runs, labels = mean_curves(cells)
     if runs:

@@ -145,3 +145,36 @@ def test_the_gap_shares_compare_s_records_and_on_a_fresh_clone_trains_nothing(
     assert not (tmp_path / "runs" / "experts").exists()
     assert {p: p.stat().st_mtime_ns for p in records.glob("*/results.json")} == stamps
     assert rl_record.is_dir()
+
+
+def test_the_report_keeps_the_gaps_supervised_records_out_of_the_strategy_table(tmp_path, capsys):
+    import yaml
+
+    folder = tmp_path / "study"
+    shutil.copytree(COMMITTED, folder)
+    # the gap's behaviour-cloning cell of ewc seed 0, beside the RL one (another key)
+    sl = folder / "ewc-s0-sl00000000"
+    shutil.copytree(folder / "ewc-s0-1015ea4972", sl)
+    record = json.loads((sl / RECORD_FILE).read_text())
+    (sl / RECORD_FILE).write_text(json.dumps({**record, "key": "sl00000000"}))
+    config = yaml.safe_load((sl / "config.yaml").read_text())
+    config["agent"]["name"] = "bc"
+    (sl / "config.yaml").write_text(yaml.safe_dump(config))
+    results = json.loads((sl / "results.json").read_text())
+    results["metrics"]["acc"] = 0.125
+    (sl / "results.json").write_text(json.dumps(results))
+    rl_acc = json.loads((folder / "ewc-s0-1015ea4972" / "results.json").read_text())["metrics"]
+
+    assert main(["report", str(folder)]) == 0
+    out = capsys.readouterr().out
+    strategies, gap = out.split("\ngap: ")
+    ewc = next(line.split() for line in strategies.splitlines() if line.startswith("ewc "))
+    assert ewc[1] == "2"  # its two RL seeds, not the supervised cell
+    rows = gap.splitlines()
+    at = next(k for k, line in enumerate(rows) if line.startswith("ewc "))
+    assert rows[at].split()[1:4] == ["SL", "1", "+0.125"]
+    assert rows[at + 1].split()[:3] == ["RL", "1", f"{rl_acc['acc']:+.3f}"]  # seed 0 only
+    assert not any(line.startswith("finetune ") for line in rows)  # no supervised cell
+    study = json.loads((folder / "study.json").read_text())
+    assert study["gap"]["ewc"]["sl_runs"] == 1 and study["records"] == 7
+    assert (folder / "gap.png").read_bytes()[:4] == b"\x89PNG"
