@@ -25,13 +25,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from robotcl.experiment import load_reference
 from robotcl.metrics import aggregate, compute_metrics
-from robotcl.outputs import atomic_write_text
+from robotcl.outputs import RunDirectory, atomic_write_text
 from robotcl.registry import AGENTS
 from robotcl.reporting.comparison import final_success_figure, mean_curves
 from robotcl.reporting.gap import gap_figure, gap_summary, gap_table
@@ -222,7 +221,7 @@ def is_supervised(cell: Cell) -> bool:
     """Whether ``cell`` was run by a supervised learner (one with held-out losses, as ``bc``):
     the gap's SL side."""
     try:
-        config = yaml.safe_load((Path(cell.run_dir) / "config.yaml").read_text())
+        config = RunDirectory(Path(cell.run_dir)).read_config()
         return hasattr(AGENTS.get(config["agent"]["name"]), "heldout_losses")
     except Exception:  # an unreadable config or an agent not installed here: an RL cell
         return False
