@@ -202,8 +202,10 @@ def _would_resume(path: str, results: dict) -> str:
     if done == len(tasks):
         return f"would resume {path}: every task trained, its metrics to write"
     left = len(tasks) - done
+    inside = results.get("task_steps", 0)  # from a checkpoint inside that task
+    where = f", from its step {inside:,}" if inside else ""
     return (
-        f"would resume {path} at task {done + 1}/{len(tasks)} ({tasks[done]}), "
+        f"would resume {path} at task {done + 1}/{len(tasks)} ({tasks[done]}){where}, "
         f"{left} task{'s' if left > 1 else ''} left"
     )
 

@@ -658,7 +658,8 @@ def resume(
     dry_run: bool = False,
 ) -> tuple[RunDirectory, dict[str, Any]]:
     """Continue a run from its last checkpoint (``dry_run``: check and load what it would
-    continue from, return those results and write nothing)."""
+    continue from, return those results, with ``task_steps`` the steps of the next task that a
+    checkpoint inside it holds, and write nothing)."""
     run_dir = RunDirectory(Path(path))
     config = run_config(path)
     if not dry_run:  # a folder that stayed read-only: refused before the lock is taken
@@ -669,7 +670,7 @@ def resume(
     experiment = Experiment(config, reference_runs)
     experiment.prepare(checkpoint)  # None: killed during the first task, start it again
     if dry_run:
-        return run_dir, experiment.results
+        return run_dir, {**experiment.results, "task_steps": experiment.resumed_steps}
     run_dir.lock()
     return run_dir, _run(experiment, run_dir, announce, write_config=False)
 

@@ -41,7 +41,9 @@ def run_dir_of(root: Path) -> Path:
     return config.parent
 
 
-def test_a_run_stopped_inside_a_task_continues_it_from_its_partial_checkpoint(tiny, tmp_path):
+def test_a_run_stopped_inside_a_task_continues_it_from_its_partial_checkpoint(
+    tiny, tmp_path, capsys
+):
     StopInsideSecondTask.armed, StopInsideSecondTask.started = True, []
     args = ["run", "quick", *tiny, "strategy=stop_inside_second_task", "checkpoint_every_steps=40"]
     assert main(args) == 130
@@ -61,6 +63,9 @@ def test_a_run_stopped_inside_a_task_continues_it_from_its_partial_checkpoint(ti
     assert learner.replay_buffer.size() == 39
     assert config.checkpoint_every_steps == 40
 
+    assert main(["run", "--resume", str(run_dir), "--dry-run"]) == 0
+    said = capsys.readouterr().out
+    assert said == f"would resume {run_dir} at task 2/2 (T1), from its step 40, 1 task left\n"
     assert main(["run", "--resume", str(run_dir)]) == 0
     assert StopInsideSecondTask.started == [0, 1]  # task 1 was not started again
     assert sorted(p.name for p in folder.iterdir()) == ["task000", "task001"]
