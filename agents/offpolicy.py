@@ -19,6 +19,7 @@ A subclass sets up its multi-head policy with :meth:`multi_head_policy_kwargs`, 
 from __future__ import annotations
 
 import contextlib
+import copy
 from collections.abc import Iterator
 from typing import Any, ClassVar
 
@@ -71,6 +72,7 @@ class ContinualOffPolicy(ContinualSB3):
             "trunks",
             "off_policy",
             "features",
+            "critic_snapshot",
         }
     )
 
@@ -417,6 +419,21 @@ class ContinualOffPolicy(ContinualSB3):
         if self.ssl_wiring is not None:  # separate: CURL's own Adam over the encoder too
             own = owner == "ssl" or not self.ssl_wiring.joint
             self.ssl_wiring.reset_optimizer(self.lr_schedule(1), self.encoder if own else None)
+
+    def critic_snapshot(self) -> torch.nn.Module:
+        """A frozen copy of the critic as it values the tasks now (its encoder copied with it;
+        no optimizer, no gradients, evaluation mode)."""
+        optimizer, self.critic.optimizer = self.critic.optimizer, None
+        try:
+            snapshot = copy.deepcopy(self.critic)
+        finally:
+            self.critic.optimizer = optimizer
+        return snapshot.requires_grad_(False).eval()
+
+    def policy_value_loss(self, obs: torch.Tensor, critic: torch.nn.Module) -> torch.Tensor:
+        """The actor's loss against ``critic`` on ``obs``: minus its value of the policy's action,
+        without an entropy term (the learner defines which of the critic's Q-values count)."""
+        raise NotImplementedError
 
     def task_data(self) -> TaskData:
         """What the finished task leaves to strategies."""

@@ -86,6 +86,12 @@ class PerTaskEntropy:
         out = self.losses(batch)
         return out["critic_loss"] + out["actor_loss"]
 
+    def policy_value_loss(self, obs: torch.Tensor, critic: torch.nn.Module) -> torch.Tensor:
+        """Minus the smaller of ``critic``'s two Q-values at the policy's reparametrised action
+        (SAC's actor loss without its entropy term)."""
+        actions, _ = self.actor.action_log_prob(obs)
+        return -torch.min(torch.cat(critic(obs, actions), dim=1), dim=1).values.mean()
+
     def update(self, batch: ReplayBufferSamples) -> dict[str, torch.Tensor]:
         """One gradient step on ``batch`` through the strategy hooks."""
         task = self.current_task

@@ -204,6 +204,10 @@ class ContinualTD3(ContinualOffPolicy, TD3):
                 out["actor_loss"] = -self.critic.q1_forward(obs, self.actor(obs)).mean()
         return out
 
+    def policy_value_loss(self, obs: torch.Tensor, critic: torch.nn.Module) -> torch.Tensor:
+        """Minus ``critic``'s first Q-value at the policy's action (TD3's actor loss)."""
+        return -critic.q1_forward(obs, self.actor(obs)).mean()
+
     def reference_loss(self, batch: ReplayBufferSamples) -> torch.Tensor:
         """The training loss on ``batch`` (critic + actor), for strategies that need gradients
         on a memory."""

@@ -45,6 +45,9 @@ CAPABILITIES: dict[str, str] = {
     "optimizers are, so columns can replace the trunks",
     "features": "features(obs) -> the representation the heads read (the actor's trunk "
     "output), for the linear probe of representation forgetting",
+    "critic_snapshot": "critic_snapshot() -> a frozen copy of the critic, and "
+    "policy_value_loss(obs, critic) -> minus that critic's value of the policy's action on obs "
+    "(CoRL 2021's experience replay with a critic a task)",
     "off_policy": "collects its own data into a replay buffer that may persist across tasks "
     "(reset_buffer, reset_optimizer, random_steps, update_after attributes)",
 }

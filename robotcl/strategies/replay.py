@@ -1,13 +1,19 @@
 """Experience replay: earlier tasks' transitions mixed into every training batch.
 
-Two strategies, because they keep different memories and take different settings:
+Three strategies, because they keep or use their memories differently:
 
 - ``replay``: one episodic memory per finished task (``memory_per_task`` transitions drawn
   uniformly from its buffer); each batch takes ``replay_ratio`` of its rows from the past tasks'
-  memories, split evenly over those tasks. The CoRL 2021 gap study's experience replay (code:
-  yangfanthu/ll_orthog) added to the actor's loss a batch of one past task as large as the
-  current one (its critics were per task): an equal share, ratio 0.5 (``append=true`` gives the
-  doubled batch). Here the mixed batch feeds every loss of the learner, critic included.
+  memories, split evenly over those tasks. The mixed batch feeds every loss of the learner, the
+  critic's included: on RL the shared critic then learns the past tasks' values from a fixed
+  memory, off-policy with no new data, and those values can run away (docs/results.md
+  measures it).
+- ``replay_frozen``: the same memories as the CoRL 2021 gap study's experience replay
+  (yangfanthu/ll_orthog, ``er.py``) used them: a critic a task, trained on its own task only, and
+  each update adds to the actor's loss minus that critic's value of the policy on a batch of
+  one past task's memory (drawn at random, as large as the current batch at ratio 0.5), without
+  the entropy term; the critic's batch holds current rows only. Here the critic of a past task
+  is a frozen copy of the learner's critic taken at that task's end (``critic_snapshot``).
 - ``perfect_memory``: Continual World's Perfect Memory (Wolczyk et al. 2021): a reservoir of
   ``reservoir_size`` transitions over all tasks (Vitter's Algorithm R, seeded), fed at each
   task's end with every transition of its buffer in stream order, never reset. Continual World
@@ -17,16 +23,19 @@ Two strategies, because they keep different memories and take different settings
 
 By default the mixed batch keeps the learner's batch size: ``replay_ratio`` x B memory rows
 replace as many current rows. With ``append=true`` the memory rows are added to the full current
-batch instead, B x ratio / (1 - ratio) of them (ratio 0.5 doubles the batch). Every memory row
+batch instead, B x ratio / (1 - ratio) of them (ratio 0.5 doubles the batch; with
+``replay_frozen`` the memory batch always has this size). Every memory row
 carries its own one-hot, so the multi-head learners train its task's head (and, in SAC, its
 entropy coefficient) on it.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
+import torch
 from pydantic import Field, PositiveInt
 
 from robotcl.registry import register_strategy
@@ -46,6 +55,7 @@ from robotcl.strategies.memory import (
     MemoryStrategy,
     Reservoir,
     batch_len,
+    sample_rows,
 )
 
 
@@ -64,11 +74,16 @@ class MixSettings(StrategySettings):
     )
 
 
+def appended_rows(size: int, ratio: float) -> int:
+    """Memory rows beside a full batch of ``size`` so that they make ``ratio`` of the whole."""
+    return round(size * ratio / (1.0 - ratio))
+
+
 def mix_batch(batch: Batch, settings: MixSettings, draw: Callable[[int], Batch]) -> Batch:
     """``batch`` with ``settings.replay_ratio`` of its rows from ``draw(n)`` (see the module)."""
     size, ratio = batch_len(batch), settings.replay_ratio
     if settings.append:
-        n_memory, keep = round(size * ratio / (1.0 - ratio)), size
+        n_memory, keep = appended_rows(size, ratio), size
     else:
         n_memory = round(size * ratio)
         keep = size - n_memory
@@ -88,14 +103,65 @@ class Replay(MemoryStrategy):
 
     name = "replay"
     Settings = ReplaySettings
+    #: the memory enters only the actor's loss, against a frozen critic a task (replay_frozen)
+    frozen_critics: ClassVar[bool] = False
+
+    def __init__(self, settings: StrategySettings | None = None) -> None:
+        super().__init__(settings)
+        self.critics: dict[int, torch.nn.Module] = {}  # replay_frozen: a task's at its end
+
+    def to(self, device: Any) -> None:
+        super().to(device)
+        self.critics = {t: critic.to(device) for t, critic in self.critics.items()}
+
+    def memory_usage(self) -> MemoryUsage:
+        usage = super().memory_usage()
+        if not self.critics:
+            return usage
+        kept = (p for critic in self.critics.values() for p in critic.parameters())
+        return usage + MemoryUsage.of_values("frozen critics", kept)
+
+    def on_task_end(self, task_id: int, data: TaskData) -> None:
+        super().on_task_end(task_id, data)
+        if self.frozen_critics:
+            self.critics[task_id] = self.learner.critic_snapshot()
 
     def sample(self, batch: Batch, task_id: int) -> Batch:
         past = self.memory.past(task_id)
-        if not past:
+        if not past or self.frozen_critics:
             return batch
         return mix_batch(
             batch, self.settings, lambda n: self.memory.sample_even(past, n, self.generator)
         )
+
+    def penalty(self, task_id: int) -> torch.Tensor | None:
+        """replay_frozen: the actor's loss on one past task's memory rows against that task's
+        frozen critic (None for replay, and before a task has ended)."""
+        past = self.memory.past(task_id)
+        if not past or not self.frozen_critics:
+            return None
+        task = past[int(torch.randint(len(past), (1,), generator=self.generator))]
+        n = appended_rows(self.learner.batch_size, self.settings.replay_ratio)
+        rows = sample_rows(self.memory.tasks[task], n, self.generator)
+        return self.learner.policy_value_loss(rows.observations, self.critics[task])
+
+    def state_dict(self) -> dict[str, Any]:
+        critics = {t: copy.deepcopy(critic).cpu() for t, critic in self.critics.items()}
+        return {**super().state_dict(), "critics": critics}  # CPU modules, pickled
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.critics = {int(t): critic for t, critic in state.get("critics", {}).items()}
+        super().load_state_dict(state)
+
+
+@register_strategy("replay_frozen")
+class FrozenCriticReplay(Replay):
+    """CoRL 2021's experience replay: one past task's memory an update in the actor's loss,
+    valued by that task's critic frozen at its end; the critic trains on current rows only."""
+
+    name = "replay_frozen"
+    needs = Replay.needs | {"critic_snapshot"}
+    frozen_critics = True
 
 
 class PerfectMemorySettings(BufferSettings, MixSettings):

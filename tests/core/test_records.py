@@ -178,3 +178,19 @@ def test_the_report_keeps_the_gaps_supervised_records_out_of_the_strategy_table(
     study = json.loads((folder / "study.json").read_text())
     assert study["gap"]["ewc"]["sl_runs"] == 1 and study["records"] == 7
     assert (folder / "gap.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_every_committed_record_keeps_the_key_that_the_code_gives_its_config():
+    """Settings added to the code leave the keys of the study's records as they were (at their
+    defaults), so a fresh clone still takes every committed cell as finished."""
+    import yaml
+
+    from robotcl.config import validate_config
+    from robotcl.study.keys import run_key
+
+    folders = sorted((COMMITTED.parents[2] / "docs" / "results").glob(f"*/*/{RECORD_FILE}"))
+    folders += sorted(COMMITTED.glob(f"*/{RECORD_FILE}"))
+    assert len(folders) >= 15
+    for record in folders:
+        config = yaml.safe_load((record.parent / "config.yaml").read_text())
+        assert run_key(validate_config(config)) == json.loads(record.read_text())["key"], record

@@ -26,7 +26,7 @@ from robotcl.strategies.memory import (
     current_gradient,
     reservoir_assign,
 )
-from robotcl.strategies.replay import PerfectMemory, Replay, mix_batch
+from robotcl.strategies.replay import FrozenCriticReplay, PerfectMemory, Replay, mix_batch
 
 STRATEGIES = {"agem": AGEM, "gem": GEM, "replay": Replay, "perfect_memory": PerfectMemory}
 
@@ -286,10 +286,20 @@ def test_memory_strategies_forget_less_than_finetuning(toy, name):
         assert 0 < strategy.stats["projections"] < strategy.stats["updates"] == 400
 
 
+def _params(module: torch.nn.Module) -> list[torch.Tensor]:
+    return [p.detach().clone() for p in module.parameters()]
+
+
+def same(first: list[torch.Tensor], second: list[torch.Tensor]) -> bool:
+    return all(torch.equal(a, b) for a, b in zip(first, second, strict=True))
+
+
 # -- checkpoints ----------------------------------------------------------------------------------
 def _tensors(state) -> list:
     if isinstance(state, torch.Tensor):
         return [state]
+    if isinstance(state, torch.nn.Module):  # replay's frozen critics
+        return list(state.state_dict().values())
     if isinstance(state, dict):
         return [t for k in sorted(state, key=str) for t in _tensors(state[k])]
     if isinstance(state, tuple | list):
@@ -348,6 +358,7 @@ SMOKE = {
     "agem": ["agem.memory_per_task=30", "agem.episodic_batch_size=16"],
     "gem": ["gem.memory_per_task=30", "gem.episodic_batch_size=16"],
     "replay": ["replay.memory_per_task=30"],
+    "replay_frozen": ["replay_frozen.memory_per_task=30"],
     "perfect_memory": ["perfect_memory.reservoir_size=64"],
 }
 
@@ -374,6 +385,12 @@ def test_runs_in_the_rl_loop_and_resumes_exactly(tiny, name):
             assert (memory.observations[:, -2:] == one_hot).all()
             assert (memory.next_observations[:, -2:] == one_hot).all()
             assert memory.rewards.shape == (30, 1) and memory.actions.shape[0] == 30
+    if name == "replay_frozen":  # a critic a task, frozen at its end: task 0's is unchanged
+        before = torch.load(run_dir.checkpoints / "task000" / "state.pt", weights_only=False)
+        kept = [before["strategy"]["critics"][0], *state["critics"].values()]
+        assert sorted(state["critics"]) == [0, 1]
+        assert all(torch.equal(a, b) for a, b in zip(*map(_params, kept[:2]), strict=True))
+        assert not all(torch.equal(a, b) for a, b in zip(*map(_params, kept[1:]), strict=True))
     if name in ("agem", "gem"):  # task 1 made 51 updates (steps 50..100), each one checked
         assert state["stats"]["updates"] == 51
         assert 0 <= state["stats"]["projections"] <= 51
@@ -385,3 +402,69 @@ def test_runs_in_the_rl_loop_and_resumes_exactly(tiny, name):
     again = torch.load(final, weights_only=False)["strategy"]
     for a, b in zip(_tensors(state), _tensors(again), strict=True):
         assert torch.equal(a, b) if torch.is_tensor(a) else a == b
+
+
+# -- replay with a frozen critic a task (CoRL 2021's ER) ------------------------------------------
+
+
+@pytest.mark.parametrize("agent", ["sac", "td3"])
+def test_frozen_critic_replay_moves_the_actor_toward_the_frozen_critics_value(agent):
+    from robotcl.envs.suites import make_suite
+    from robotcl.registry import AGENTS
+
+    suite, cls = make_suite("dclaw10", num_tasks=2), AGENTS.get(agent)
+    learner = cls(
+        env=cls.wrap_env(suite.make_env(0)), num_tasks=2, net_arch=[32, 32],
+        batch_size=16, buffer_size=200, random_steps=20, update_after=20, seed=0, device="cpu",
+    )  # fmt: skip
+    strategy = FrozenCriticReplay(Replay.Settings(memory_per_task=50))
+    assert "critic_snapshot" in strategy.needs and "critic_snapshot" not in Replay().needs
+    learner.attach(strategy)
+    strategy.setup(learner, suite)
+    learner.start_task(0, suite.make_env(0), seed=0)
+    learner.learn_task(60)
+    strategy.on_task_end(0, learner.task_data())
+    snapshot = strategy.critics[0]
+    assert snapshot is not learner.critic and not any(
+        p.requires_grad for p in snapshot.parameters()
+    )
+    assert same(_params(snapshot), _params(learner.critic))
+    learner.start_task(1, suite.make_env(1), seed=1)
+
+    batch = learner.replay_buffer.sample(16) if learner.replay_buffer.size() else None
+    assert batch is None or strategy.sample(batch, 1) is batch  # the critic's batch: no memory
+    kept = _params(snapshot)
+    state = strategy.generator.get_state()
+    rows = strategy.memory.tasks[0].observations
+
+    @torch.no_grad()
+    def value() -> float:  # of the policy on the memory, the same action noise each time
+        torch.manual_seed(0)
+        return float(-learner.policy_value_loss(rows, snapshot))
+
+    before = value()
+    optimizer = torch.optim.SGD(learner.actor.parameters(), lr=1e-3)
+    for _ in range(20):  # the replay term alone: it raises the old critic's value of the policy
+        optimizer.zero_grad()
+        learner.critic.optimizer.zero_grad()
+        penalty = strategy.penalty(1)
+        assert penalty is not None and penalty.shape == ()
+        penalty.backward()
+        assert all(p.grad is None or not p.grad.any() for p in learner.critic.parameters())
+        optimizer.step()
+    assert value() > before
+    learner.learn_task(60)  # training task 1 moves the live critic, never the snapshot
+    assert same(kept, _params(snapshot))
+    assert not same(kept, _params(learner.critic))
+    assert not torch.equal(state, strategy.generator.get_state())  # a past task drawn each time
+    assert strategy.memory_usage().bytes > Replay().memory_usage().bytes
+
+
+def test_frozen_critic_replay_needs_a_learner_with_a_critic(toy):
+    from robotcl.agents.sac import ContinualSAC
+    from robotcl.learner import unmet_needs
+
+    frozen = FrozenCriticReplay()
+    assert unmet_needs(frozen, toy.learner()) == ["critic_snapshot"]  # bc: refused in prepare
+    assert unmet_needs(Replay(), toy.learner()) == []
+    assert "critic_snapshot" in ContinualSAC.capabilities
