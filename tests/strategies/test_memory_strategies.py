@@ -468,3 +468,22 @@ def test_frozen_critic_replay_needs_a_learner_with_a_critic(toy):
     assert unmet_needs(frozen, toy.learner()) == ["critic_snapshot"]  # bc: refused in prepare
     assert unmet_needs(Replay(), toy.learner()) == []
     assert "critic_snapshot" in ContinualSAC.capabilities
+
+
+def test_the_critic_on_memory_example_reads_each_task_ends_memories(tiny):
+    import importlib.util
+    import math
+    from pathlib import Path
+
+    path = Path(__file__).parents[2] / "examples" / "critic_on_memory.py"
+    spec = importlib.util.spec_from_file_location("critic_on_memory", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    overrides = [*tiny, "eval.episodes=1", "strategy=replay", *SMOKE["replay"]]
+    run_dir, _ = run(load_config("quick", overrides))
+    lines = module.critic_on_memory(run_dir.path, rows=20)
+    assert [line.split(" | ")[0] for line in lines] == ["task000", "task001"]
+    assert lines[0].count("T0 loss") == 1 and "T1" not in lines[0]
+    assert lines[1].count("T0 loss") == 1 and lines[1].count("T1 loss") == 1
+    numbers = [float(x) for line in lines for x in line.split() if x[-1].isdigit() and "." in x]
+    assert len(numbers) == 9 and all(math.isfinite(x) for x in numbers)
