@@ -28,7 +28,7 @@ def critic_on_memory(run_dir: Path, rows: int) -> list[str]:
     for checkpoint in sorted((run_dir / "checkpoints").glob("task*")):
         experiment = Experiment(config)
         experiment.prepare(checkpoint)  # the learner and the strategy's memories as saved
-        memory = experiment.strategy.memory
+        memory, names = experiment.strategy.memory, experiment.suite.task_names
         generator = torch.Generator().manual_seed(0)
         cells = [checkpoint.name]
         for task in sorted(memory.tasks):
@@ -36,7 +36,7 @@ def critic_on_memory(run_dir: Path, rows: int) -> list[str]:
             with torch.no_grad():
                 out = experiment.learner.losses(batch)
             cells.append(
-                f"T{task} loss {float(out['critic_loss']):10.1f} "
+                f"{names[task]} loss {float(out['critic_loss']):10.1f} "
                 f"Q {float(out['q'].mean()):9.1f} target {float(out['target_q'].mean()):9.1f}"
             )
         lines.append(" | ".join(cells))
