@@ -11,11 +11,12 @@ Default: the state encoder (MLP) on D'Claw's state, batch 256. ``--pixels``: CUR
 convolutional encoder on pixels+proprio (``--size`` renders, 100; 3 frames; ``--crop``, 84),
 batch 128 (CURL's pixel SAC uses 128-512), with crossmodal among the objectives; the frame
 replay is filled with random frames, as rendering is not what is timed there; rendering is timed
-apart: env steps/s of the pixel task against the same task on state (the peer), so the two
-costs of a pixel step can be set side by side.
+apart: env steps/s of the pixel task, its frames drawn full (MuJoCo's shadows, reflections,
+multisampling) and fast (``pixels.render``, the default), against the same task on state (the
+peer), so the costs of a pixel step can be set side by side.
 
-    python bench/ssl_cost.py [--pixels [--size 48 --crop 40]] [--updates 300] [--rounds 3]
-                             [--batch N] [--device cpu|cuda]
+    python bench/ssl_cost.py [--pixels [--size 48 --crop 40] [--frames-only]] [--updates 300]
+                             [--rounds 3] [--batch N] [--device cpu|cuda]
 """
 
 from __future__ import annotations
@@ -124,9 +125,11 @@ def updates_per_second(agent: ContinualSAC, updates: int, batch: int) -> float:
     return updates / (time.perf_counter() - start)
 
 
-def env_steps_per_second(observation: str, size: int, steps: int) -> float:
-    """Random-action steps/s of D'Claw T0 seen as ``observation`` (resets included)."""
-    env = make_suite("dclaw10", observation=observation, pixel_size=size).make_env(0)
+def env_steps_per_second(observation: str, size: int, steps: int, render: str = "fast") -> float:
+    """Random-action steps/s of D'Claw T0 seen as ``observation`` (resets included), frames
+    drawn at ``render`` quality (``pixels.render``)."""
+    suite = make_suite("dclaw10", observation=observation, pixel_size=size, pixel_render=render)
+    env = suite.make_env(0)
     rng = np.random.default_rng(0)
     env.reset(seed=0)
     start = time.perf_counter()
@@ -149,7 +152,11 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=100, help="--pixels: render size (100)")
     parser.add_argument("--crop", type=int, default=84, help="--pixels: crop size (84)")
     parser.add_argument("--steps", type=int, default=400, help="--pixels: env steps timed")
+    parser.add_argument("--frames-only", action="store_true", help="--pixels: no updates")
     args = parser.parse_args()
+    if args.pixels and args.frames_only:
+        frame_costs(args.size, args.steps)
+        return
     batch = args.batch or (128 if args.pixels else 256)
     names = PIXEL_OBJECTIVES if args.pixels else OBJECTIVES
     agents = {
@@ -174,11 +181,20 @@ def main() -> None:
         rate = statistics.median(rates[name])
         print(f"{name:<10} {rate:>10.1f} {base / rate:>14.2f}x")
     if args.pixels:
-        state = env_steps_per_second("state", args.size, args.steps)
-        pixels = env_steps_per_second("pixels+proprio", args.size, args.steps)
-        print(f"env steps/s, D'Claw T0, {args.steps} random steps: state {state:.0f}, "
-              f"rendered at {args.size}x{args.size} {pixels:.0f} ({state / pixels:.1f}x the time; "
-              f"{1000 / pixels - 1000 / state:.1f} ms a frame)")  # fmt: skip
+        frame_costs(args.size, args.steps)
+
+
+def frame_costs(size: int, steps: int) -> None:
+    """Env steps/s on state against rendered at each ``pixels.render`` quality, side by side."""
+    state = env_steps_per_second("state", size, steps)
+    print(f"env steps/s, D'Claw T0, {steps} random steps: state {state:.0f}")
+    frame = {}
+    for render in ("full", "fast"):
+        pixels = env_steps_per_second("pixels+proprio", size, steps, render)
+        frame[render] = 1000 / pixels - 1000 / state
+        print(f"  rendered at {size}x{size}, pixels.render={render}: {pixels:.0f} "
+              f"({state / pixels:.1f}x the time; {frame[render]:.1f} ms a frame)")  # fmt: skip
+    print(f"  a fast frame costs {frame['full'] / frame['fast']:.1f}x less than a full one")
 
 
 if __name__ == "__main__":

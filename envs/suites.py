@@ -80,6 +80,8 @@ class Suite:
     observation: str = "state"
     pixel_size: int = 100
     frames: int = 3
+    #: how rendered observations are drawn where the env takes ``render_quality`` (D'Claw's)
+    pixel_render: str = "full"
 
     def __len__(self) -> int:
         return len(self.tasks)
@@ -111,10 +113,10 @@ class Suite:
                 kwargs.update(width=size, height=size)
             env = gym.make(spec.env_id, render_mode=render_mode, **kwargs)
         else:
-            size = self.pixel_size
-            env = gym.make(
-                spec.env_id, render_mode="rgb_array", width=size, height=size, **spec.kwargs
-            )
+            size, kwargs = self.pixel_size, dict(spec.kwargs)
+            if "render_quality" in env_parameters(spec.env_id)[0]:
+                kwargs["render_quality"] = self.pixel_render
+            env = gym.make(spec.env_id, render_mode="rgb_array", width=size, height=size, **kwargs)
             proprio = self.observation.endswith("proprio")
             env = PixelObservation(env, self.frames, size, proprio)
         return TaskIdWrapper(env, index, len(self))
@@ -230,12 +232,14 @@ def make_suite(
     pixel_size: int = 100,
     frames: int = 3,
     settings: dict[str, Any] | None = None,
+    pixel_render: str = "full",
 ) -> Suite:
     """Build a suite: a registered name, a suite file (``*.yaml``, see
     :mod:`robotcl.envs.suite_file`) or ``package.module:factory`` (called with ``settings``, its
     ``Settings``' keys), in ``order``; optionally keep only ``tasks`` (by name, in that order),
     then only the first ``num_tasks``; ``observation`` "pixels" or "pixels+proprio" renders
-    every task (``pixel_size`` square, ``frames`` stacked)."""
+    every task (``pixel_size`` square, ``frames`` stacked, drawn at ``pixel_render`` quality
+    where the env takes it)."""
     if is_suite_file(name):
         suite = load_suite_file(name)
     elif ":" in name:
@@ -246,7 +250,13 @@ def make_suite(
     if tasks:
         suite = suite.select(tasks)
     suite = suite if num_tasks is None else suite.first(num_tasks)
-    return replace(suite, observation=observation, pixel_size=pixel_size, frames=frames)
+    return replace(
+        suite,
+        observation=observation,
+        pixel_size=pixel_size,
+        frames=frames,
+        pixel_render=pixel_render,
+    )
 
 
 def task_index() -> dict[str, TaskSpec]:

@@ -341,6 +341,12 @@ class PixelsConfig(_Strict):
     size: PositiveInt = Field(100, description="render width and height")
     frames: PositiveInt = Field(3, description="stacked frames")
     crop: PositiveInt = Field(84, description="random crop in training, centre crop in acting")
+    render: Literal["fast", "full"] = Field(
+        "fast",
+        description="fast: no shadows, reflections or multisampling (about 8x cheaper a frame on "
+        "a software renderer); full: MuJoCo's defaults, as the contact sheets (D'Claw tasks; "
+        "other envs render as they do)",
+    )
 
     @model_validator(mode="after")
     def _crop_fits(self) -> PixelsConfig:

@@ -540,6 +540,7 @@ def suite_of(config: ExperimentConfig) -> Suite:
         config.pixels.size,
         config.pixels.frames,
         config.suite_settings,
+        config.pixels.render,
     )
 
 

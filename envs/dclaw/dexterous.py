@@ -94,9 +94,12 @@ class DexterousEnv(gym.Env):
         render_mode: str | None = None,
         width: int = 240,
         height: int = 240,
+        render_quality: str = "full",
     ) -> None:
         self.task = DEXTEROUS_TASKS.get(task)
-        self.claw = DClawTurnEnv(self.task.valve, render_mode, width, height, self.task.camera)
+        self.claw = DClawTurnEnv(
+            self.task.valve, render_mode, width, height, self.task.camera, render_quality
+        )
         self.render_mode = render_mode
         self.action_space = self.claw.action_space
         self.observation_space = OBSERVATION.space()

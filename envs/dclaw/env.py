@@ -46,6 +46,9 @@ N_JOINTS = 9
 VALVE_DOF = N_JOINTS  # the valve hinge's index in qpos and qvel (after the claw's joints)
 MAX_OBS_VELOCITY = 100.0  # rad/s, observation-space bound only
 CLAW_VALUES = 2 * N_JOINTS + 2  # joint positions, joint velocities, cos and sin of the valve angle
+#: "full": MuJoCo's shadows, reflections and 4x multisampling; "fast": none of them, the frames
+#: pixel agents see (about 8x cheaper on a software renderer: bench/ssl_cost.py)
+RENDER_QUALITIES = ("full", "fast")
 
 
 def wrap_angle(x: float) -> float:
@@ -136,9 +139,13 @@ class DClawTurnEnv(gym.Env):
         width: int = 240,
         height: int = 240,
         camera: str = CAMERA,
+        render_quality: str = "full",
     ) -> None:
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"unsupported render_mode {render_mode!r}")
+        if render_quality not in RENDER_QUALITIES:
+            raise ValueError(f"render_quality {render_quality!r}: one of {RENDER_QUALITIES}")
+        self.render_quality = render_quality
         self.valve = valve
         self.render_mode = render_mode
         self.width, self.height = width, height
@@ -234,7 +241,12 @@ class DClawTurnEnv(gym.Env):
             vis = self.model.vis.global_
             vis.offwidth = max(vis.offwidth, self.width)
             vis.offheight = max(vis.offheight, self.height)
+            if self.render_quality == "fast":
+                self.model.vis.quality.offsamples = 0  # no multisampling
             self._renderer = mujoco.Renderer(self.model, height=self.height, width=self.width)
+            if self.render_quality == "fast":
+                for flag in (mujoco.mjtRndFlag.mjRND_SHADOW, mujoco.mjtRndFlag.mjRND_REFLECTION):
+                    self._renderer.scene.flags[flag] = False
         self._place_goal_marker()
         self._renderer.update_scene(self.data, camera=self.camera)
         return self._renderer.render()

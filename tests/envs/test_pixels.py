@@ -51,6 +51,38 @@ def test_dclaw_renders_pixel_observations_of_the_declared_shape(gl_ok):
     again.close()
 
 
+def test_pixel_observations_render_fast_by_default_with_the_goal_still_drawn(gl_ok):
+    import mujoco
+
+    from robotcl.config import load_config
+    from robotcl.experiment import suite_of
+
+    config = load_config("pixels-quick", [])
+    assert config.pixels.render == "fast"
+    suite = suite_of(config.model_copy(update={"num_tasks": 1}))
+    env = suite.make_env(0)
+    env.reset(seed=0)
+    claw = env.unwrapped
+    assert claw.render_quality == "fast"
+    fast = claw.render()
+    flags = claw._renderer.scene.flags
+    assert (
+        not flags[mujoco.mjtRndFlag.mjRND_SHADOW] and not flags[mujoco.mjtRndFlag.mjRND_REFLECTION]
+    )
+    assert claw.model.vis.quality.offsamples == 0
+    claw.goal_marker = None  # the goal marker is still in the fast frame
+    assert not np.array_equal(claw.render(), fast)
+    env.close()
+    frames = {}
+    for quality in ("full", "fast"):  # the same state drawn both ways
+        raw = gym.make("robotcl/DClawTurnT0-v0", render_mode="rgb_array", width=48, height=48,
+                       render_quality=quality)  # fmt: skip
+        raw.reset(seed=0)
+        frames[quality] = raw.render()
+        raw.close()
+    assert not np.array_equal(frames["full"], frames["fast"])  # no shadows
+
+
 @pytest.mark.parametrize("cut_every", [0, 5])  # episodes that end by a done, or by a bare reset
 @pytest.mark.parametrize("capacity", [500, 37])  # all kept, and a ring that wrapped many times
 def test_the_frame_replay_gives_back_exactly_the_observations_it_was_given(capacity, cut_every):
