@@ -10,9 +10,10 @@ Not in a key (they change how a run is logged or where it goes, not its numbers)
 ``runs_dir``, ``run_dir``, ``overwrite``, ``progress``, ``torch_threads``,
 ``checkpoint_every_steps``, ``device``, ``video.*``,
 ``agent.log_every_updates``, the settings of strategies and contrastive objectives the run does
-not use (and ``agent.encoder.ssl_update`` without an objective; settings added later, at their
-defaults: :data:`ADDED_AT_DEFAULT`), ``experts.*`` unless the run's reference is its experts
-(then ``experts.steps_per_task`` and ``experts.seed``), ``experts.threshold`` (it only flags)
+not use (and ``agent.encoder.ssl_update`` without an objective, ``pixels.render`` on state;
+settings added later, at their defaults: :data:`ADDED_AT_DEFAULT`), ``experts.*`` unless the
+run's reference is its experts (then ``experts.steps_per_task`` and ``experts.seed``),
+``experts.threshold`` (it only flags)
 and ``gap.*`` (the gap turns them into the supervised agent's own settings, which are in its
 runs' keys).
 """
@@ -130,6 +131,8 @@ def result_settings(config: ExperimentConfig, without: tuple[str, ...] = ()) -> 
         data.pop("experts", None)
         if config.reference is not None:
             data["reference"] = [_reference_identity(p) for p in config.reference]
+    if config.observation == "state":  # how frames are drawn: no frames, no matter
+        _pop(data, "pixels.render")
     encoder = data.get("agent", {}).get("encoder")
     if isinstance(encoder, dict):  # the selected objective's settings, in full; no other's
         chosen = encoder.get("objective")
