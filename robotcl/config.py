@@ -343,7 +343,7 @@ class PixelsConfig(_Strict):
     crop: PositiveInt = Field(84, description="random crop in training, centre crop in acting")
     render: Literal["fast", "full"] = Field(
         "fast",
-        description="fast: no shadows, reflections or multisampling (about 8x cheaper a frame on "
+        description="fast: no shadows, reflections or multisampling (about 12x cheaper a frame on "
         "a software renderer); full: MuJoCo's defaults, as the contact sheets (D'Claw tasks; "
         "other envs render as they do)",
     )

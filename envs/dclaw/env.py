@@ -47,7 +47,7 @@ VALVE_DOF = N_JOINTS  # the valve hinge's index in qpos and qvel (after the claw
 MAX_OBS_VELOCITY = 100.0  # rad/s, observation-space bound only
 CLAW_VALUES = 2 * N_JOINTS + 2  # joint positions, joint velocities, cos and sin of the valve angle
 #: "full": MuJoCo's shadows, reflections and 4x multisampling; "fast": none of them, the frames
-#: pixel agents see (about 8x cheaper on a software renderer: bench/ssl_cost.py)
+#: pixel agents see (about 12x cheaper a frame on a software renderer: bench/ssl_cost.py)
 RENDER_QUALITIES = ("full", "fast")
 
 
