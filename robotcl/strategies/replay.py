@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import Any
 
 import torch
 from pydantic import Field, PositiveInt
@@ -103,12 +103,27 @@ class Replay(MemoryStrategy):
 
     name = "replay"
     Settings = ReplaySettings
-    #: the memory enters only the actor's loss, against a frozen critic a task (replay_frozen)
-    frozen_critics: ClassVar[bool] = False
+
+    def sample(self, batch: Batch, task_id: int) -> Batch:
+        past = self.memory.past(task_id)
+        if not past:
+            return batch
+        return mix_batch(
+            batch, self.settings, lambda n: self.memory.sample_even(past, n, self.generator)
+        )
+
+
+@register_strategy("replay_frozen")
+class FrozenCriticReplay(Replay):
+    """CoRL 2021's experience replay: one past task's memory an update in the actor's loss,
+    valued by that task's critic frozen at its end; the critic trains on current rows only."""
+
+    name = "replay_frozen"
+    needs = Replay.needs | {"critic_snapshot"}
 
     def __init__(self, settings: StrategySettings | None = None) -> None:
         super().__init__(settings)
-        self.critics: dict[int, torch.nn.Module] = {}  # replay_frozen: a task's at its end
+        self.critics: dict[int, torch.nn.Module] = {}  # a finished task's, frozen at its end
 
     def to(self, device: Any) -> None:
         super().to(device)
@@ -123,22 +138,16 @@ class Replay(MemoryStrategy):
 
     def on_task_end(self, task_id: int, data: TaskData) -> None:
         super().on_task_end(task_id, data)
-        if self.frozen_critics:
-            self.critics[task_id] = self.learner.critic_snapshot()
+        self.critics[task_id] = self.learner.critic_snapshot()
 
     def sample(self, batch: Batch, task_id: int) -> Batch:
-        past = self.memory.past(task_id)
-        if not past or self.frozen_critics:
-            return batch
-        return mix_batch(
-            batch, self.settings, lambda n: self.memory.sample_even(past, n, self.generator)
-        )
+        return batch  # the critic's batch holds current rows only
 
     def penalty(self, task_id: int) -> torch.Tensor | None:
-        """replay_frozen: the actor's loss on one past task's memory rows against that task's
-        frozen critic (None for replay, and before a task has ended)."""
+        """The actor's loss on one past task's memory rows against that task's frozen critic
+        (None before a task has ended)."""
         past = self.memory.past(task_id)
-        if not past or not self.frozen_critics:
+        if not past:
             return None
         task = past[int(torch.randint(len(past), (1,), generator=self.generator))]
         n = appended_rows(self.learner.batch_size, self.settings.replay_ratio)
@@ -150,18 +159,8 @@ class Replay(MemoryStrategy):
         return {**super().state_dict(), "critics": critics}  # CPU modules, pickled
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.critics = {int(t): critic for t, critic in state.get("critics", {}).items()}
+        self.critics = {int(t): critic for t, critic in state["critics"].items()}
         super().load_state_dict(state)
-
-
-@register_strategy("replay_frozen")
-class FrozenCriticReplay(Replay):
-    """CoRL 2021's experience replay: one past task's memory an update in the actor's loss,
-    valued by that task's critic frozen at its end; the critic trains on current rows only."""
-
-    name = "replay_frozen"
-    needs = Replay.needs | {"critic_snapshot"}
-    frozen_critics = True
 
 
 class PerfectMemorySettings(BufferSettings, MixSettings):
