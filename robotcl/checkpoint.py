@@ -2,7 +2,9 @@
 
 One is written at each task's end (``task003/``: task 3 finished) and, where
 ``checkpoint_every_steps`` asks, inside a task (``partial/``: the task being trained, with its
-replay buffer; it is replaced by the next one and removed once the task's end is saved).
+replay buffer; it is replaced by the next one and removed once the task's end is saved), and,
+where ``keep_best`` asks, at the best evaluation of each task while it was trained
+(``best003/``, without replay buffer, with ``best.json``: its step, success and return).
 A checkpoint is written into a temporary folder and renamed into place, so a run killed while
 writing one still has the previous checkpoint intact.
 """
@@ -22,6 +24,21 @@ from robotcl.errors import UserInputError
 
 #: the folder of the checkpoint inside a task
 PARTIAL = "partial"
+#: beside a best checkpoint: the evaluation it was taken at
+BEST_FILE = "best.json"
+
+
+def best_folder(folder: Path, task: int) -> Path:
+    """Where the policy at ``task``'s best evaluation is kept (``keep_best``)."""
+    return folder / f"best{task:03d}"
+
+
+def best_score(folder: Path, task: int) -> dict[str, Any] | None:
+    """``{"step", "success", "return"}`` of ``task``'s kept best checkpoint, or None."""
+    try:
+        return json.loads((best_folder(folder, task) / BEST_FILE).read_text())
+    except (OSError, ValueError):
+        return None
 
 
 def _rng_state(learner: Any) -> dict[str, Any]:
@@ -54,17 +71,21 @@ def save_checkpoint(
     results: dict,
     extra: dict[str, Any] | None = None,
     partial: bool = False,
+    best: dict[str, Any] | None = None,
 ) -> Path:
-    """Write the checkpoint after ``task`` finished, or (``partial``) inside ``task``; ``extra``:
-    the experiment's own state, such as the probe's held-out data. Returns its folder."""
+    """Write the checkpoint after ``task`` finished, or (``partial``) inside ``task``, or
+    (``best``: its evaluation) at ``task``'s best evaluation so far; ``extra``: the
+    experiment's own state, such as the probe's held-out data. Returns its folder."""
     name = PARTIAL if partial else f"task{task:03d}"
+    if best is not None:
+        name = best_folder(folder, task).name
     final = folder / name
     tmp = folder / f".{name}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     try:
         tmp.mkdir(parents=True)
         learner.save(tmp / "learner.zip")
-        if partial or not getattr(learner, "reset_buffer", True):
+        if best is None and (partial or not getattr(learner, "reset_buffer", True)):
             learner.save_replay_buffer(tmp / "replay_buffer.pkl")
         torch.save(
             {
@@ -76,6 +97,8 @@ def save_checkpoint(
             tmp / "state.pt",
         )
         (tmp / "results.json").write_text(json.dumps(results))
+        if best is not None:
+            (tmp / BEST_FILE).write_text(json.dumps(best))
     except BaseException:  # a full disk, a kill: the earlier checkpoints stay as they were
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -368,8 +368,14 @@ class ExpertsConfig(_Strict):
         0.8,
         ge=0,
         le=1,
-        description="an expert whose final success is below this is flagged in every table "
-        "that uses it",
+        description="an expert whose success (of experts.policy) is below this is flagged in "
+        "every table that uses it",
+    )
+    policy: Literal["best", "final"] = Field(
+        "best",
+        description="the policy of each expert that makes its dataset and its success: the "
+        "one at its best evaluation (success, then return; the run keeps it, keep_best) or "
+        "the one at the end of its budget",
     )
     episodes: PositiveInt = Field(50, description="episodes in each expert's dataset")
     noise: NonNegativeFloat = Field(
@@ -450,6 +456,12 @@ class ExperimentConfig(_Strict):
         description="single-task reference runs (run directories or results.json, one per "
         "seed) for Continual World's AUC forward transfer; 'experts': the cached experts of "
         "these settings (robotcl experts)",
+    )
+    keep_best: bool = Field(
+        False,
+        description="also keep the policy at its best evaluation of each task while that task "
+        "is trained (its success, then its return, in eval.metric) in checkpoints/best<task>/; "
+        "experts do (experts.policy)",
     )
     checkpoint_every_steps: NonNegativeInt = Field(
         0,

@@ -31,6 +31,7 @@ import robotcl
 import robotcl.agents  # noqa: F401  (registers the built-in learners)
 import robotcl.strategies  # noqa: F401  (registers the built-in strategies)
 from robotcl.checkpoint import (
+    best_score,
     latest_checkpoint,
     load_checkpoint,
     remove_partial,
@@ -247,6 +248,8 @@ class Experiment:
             }
         with writing(self.run_dir):
             self.run_dir.append_evaluation(record)
+            if self.config.keep_best:
+                self._keep_best(training, step, scores[self.config.eval.metric][training])
         if not log:
             return scores
         metric = scores[self.config.eval.metric]
@@ -332,6 +335,20 @@ class Experiment:
             partial=partial,
         )
         self.run_dir.write_results(self.results)
+
+    def _keep_best(self, task: int, step: int, score: TaskScore) -> None:
+        """``keep_best``: the policy now, if this is ``task``'s best evaluation yet (success,
+        then return). The kept folder is the record: after a resume inside a task it may hold
+        a policy of the part run between the last checkpoint and the stop."""
+        kept = best_score(self.run_dir.checkpoints, task)
+        if kept is not None and (kept["success"], kept["return"]) >= (score.success, score.ret):
+            best = kept
+        else:
+            best = {"step": step, "success": score.success, "return": score.ret}
+            save_checkpoint(
+                self.run_dir.checkpoints, task, self.learner, self.strategy, self.results, best=best
+            )
+        self.results.setdefault("best", {})[self.suite.task_names[task]] = best
 
     def _train_task(self, task: int, bar: Any, wall_time: Callable[[], float]) -> None:
         config, learner = self.config, self.learner

@@ -12,10 +12,14 @@ reference curves) finds it there and trains nothing when it is present::
         expert.json                                    its task, key version, settings
         data/e<episodes>-n<noise>-s<seed>.npz, .json   datasets, each with its provenance
 
-An expert whose final success (the preset's eval.metric) is below ``experts.threshold`` is flagged
-in every table that uses it. A dataset holds ``experts.episodes`` rollouts of the expert, with
-Gaussian noise of std ``experts.noise`` on the executed actions; the stored targets are the
-expert's noise-free actions (DART, Laskey et al. 2017), so the clone also sees how to recover
+An expert's policy is, by default (``experts.policy=best``), the one at its best evaluation (its
+success, then its return; the run keeps it in ``checkpoints/best000/``): a single-task agent's
+success at the end of a short budget still flickers, and a dataset of a policy that has just
+fallen off its task teaches the clone that. ``experts.policy=final`` takes the last one. An
+expert whose success (the preset's eval.metric, of that policy) is below ``experts.threshold``
+is flagged in every table that uses it. A dataset holds ``experts.episodes`` rollouts of that
+policy, with Gaussian noise of std ``experts.noise`` on the executed actions; the stored targets
+are its noise-free actions (DART, Laskey et al. 2017), so the clone also sees how to recover
 from small errors.
 """
 
@@ -33,7 +37,7 @@ from typing import Any
 import numpy as np
 
 import robotcl
-from robotcl.checkpoint import latest_checkpoint
+from robotcl.checkpoint import best_folder, best_score, latest_checkpoint
 from robotcl.config import ExperimentConfig, validate_config
 from robotcl.errors import UserInputError
 from robotcl.experiment import Experiment, suite_of
@@ -119,8 +123,10 @@ def expert_dataset(expert: Expert, episodes: int, noise: float, seed: int = 0) -
     if path.is_file() and path.with_suffix(".json").is_file():
         return path
     config = validate_config({**RunDirectory(expert.run_dir).read_config(), "progress": False})
+    checkpoints = expert.run_dir / "checkpoints"
+    best = best_score(checkpoints, 0) if config.keep_best else None
     experiment = Experiment(config)
-    experiment.prepare(latest_checkpoint(expert.run_dir / "checkpoints"))
+    experiment.prepare(best_folder(checkpoints, 0) if best else latest_checkpoint(checkpoints))
     learner, strategy, suite = experiment.learner, experiment.strategy, experiment.suite
     experiment.evaluator.close()
     env = suite.make_env(0)
@@ -156,6 +162,7 @@ def expert_dataset(expert: Expert, episodes: int, noise: float, seed: int = 0) -
         "expert_run": str(expert.run_dir),
         "expert_success": expert.success,
         "expert_flagged": expert.flagged,
+        "expert_policy": f"best (step {best['step']})" if best else "final",
         "episodes": episodes,
         "transitions": len(actions),
         "noise": noise,

@@ -73,7 +73,7 @@ class GapStopped(KeyboardInterrupt):
 def gap_settings(config: ExperimentConfig) -> dict[str, Any]:
     """What a gap's runs learn and measure, less the cells' seeds and strategies: the preset's
     settings with every strategy settings block given, and what the expert data is made of
-    (the experts' steps and seed, the datasets' episodes, noise and seed)."""
+    (the experts' steps, seed and policy, the datasets' episodes, noise and seed)."""
     settings = result_settings(config, without=("seed", "strategy"))
     for name in list(config.model_extra or {}):
         one = validate_config({**config.model_dump(), "strategy": [name]})
@@ -86,6 +86,8 @@ def gap_settings(config: ExperimentConfig) -> dict[str, Any]:
         "noise": data.noise,
         "seed": data.seed,
     }
+    if data.policy != "final":  # gaps of final experts keep the keys they had before
+        settings["expert_data"]["policy"] = data.policy
     return settings
 
 

@@ -57,7 +57,7 @@ def format_table(rows: list[list[str]]) -> str:
 
 
 def experts_table(experts: list[Any], mode: str) -> str:
-    """One row per task: its expert's status, final success and whether it is flagged
+    """One row per task: its expert's status, success (of its policy) and whether it is flagged
     (``experts``: objects with task, status, success, threshold, flagged, run_dir, error)."""
     rows = [["task", "expert", f"success ({mode})", "flag", "run"]]
     for e in experts:

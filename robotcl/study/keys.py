@@ -54,6 +54,7 @@ ADDED_AT_DEFAULT: dict[str, Any] = {
     "agent.actor_update_interval": 1,
     "agent.target_update_interval": 1,
     "suite_settings": {},
+    "keep_best": False,  # an expert's best policy is another expert (experts.policy)
 }
 
 

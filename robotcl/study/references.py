@@ -44,6 +44,7 @@ def expert_config(config: ExperimentConfig, task: str, run_dir: Path | None) -> 
         run_dir=None if run_dir is None else str(run_dir),
         reference=None,
         overwrite=False,
+        keep_best=config.experts.policy == "best",
     )
     data["video"]["enabled"] = False
     data["probe"]["samples"] = 0
@@ -104,10 +105,14 @@ def note_older_experts(config: ExperimentConfig, tasks: list[str]) -> None:
 
 
 def expert_success(run_dir: Path) -> float | None:
-    """The expert's final success on its task (its eval.metric), or None if unfinished."""
+    """The expert's success on its task (its eval.metric) at its best evaluation where the run
+    kept it (experts.policy=best), else at its end; None if unfinished."""
     results = finished_results(run_dir)
     if results is None:
         return None
+    best = results.get("best")
+    if best:
+        return float(next(iter(best.values()))["success"])
     return float(results["R"][results["metric_mode"]]["success"][-1][0])
 
 

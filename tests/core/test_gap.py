@@ -108,7 +108,7 @@ def test_an_expert_below_its_threshold_is_flagged_in_the_table():
 
 
 def test_an_expert_dataset_has_its_provenance_and_noise_free_targets(aim):
-    config = load_config(None, aim)
+    config = load_config(None, [*aim, "experts.policy=final"])  # best: tests/core/test_keep_best
     expert = train_experts(config, workers=0)[0]
     path = expert_dataset(expert, episodes=3, noise=0.5, seed=0)
     info = json.loads(path.with_suffix(".json").read_text())
