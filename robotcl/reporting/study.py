@@ -28,6 +28,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from robotcl.errors import UserInputError
 from robotcl.experiment import load_reference
 from robotcl.metrics import aggregate, compute_metrics
 from robotcl.outputs import RunDirectory, atomic_write_text
@@ -243,6 +244,21 @@ def _gap_section(root: Path, sl: list[Cell], rl: list[Cell]) -> tuple[str, dict[
     return title + "\n" + gap_table(summary, experts), summary
 
 
+def _one_record_a_cell(root: Path, side: str, cells: list[Cell]) -> None:
+    """Two records of one strategy and seed on one side were made with different settings (a
+    key each): averaging them would count one seed twice, so the report refuses the folder."""
+    seen: dict[tuple[str, int], Cell] = {}
+    for cell in cells:
+        other = seen.setdefault((cell.group, cell.seed), cell)
+        if other is not cell:
+            raise UserInputError(
+                f"records folder {root}",
+                f"two {side} records of {cell.group} seed {cell.seed} with different settings "
+                f"({Path(other.run_dir).name}, {Path(cell.run_dir).name})",
+                "keep one study's records in a folder (move the other one away)",
+            )
+
+
 def study_report(folder: str | Path) -> str:
     """Every table of the study in ``folder`` (printed and in study.txt/.json) and its
     figures."""
@@ -250,6 +266,8 @@ def study_report(folder: str | Path) -> str:
     everything = record_cells(root)
     sl = [c for c in everything if is_supervised(c)]
     cells = [c for c in everything if c not in sl]
+    for side, group in (("supervised", sl), ("RL", cells)):
+        _one_record_a_cell(root, side, group)
     learn_text, learn = learnability(cells)
     table_text, summary = strategy_table(cells)
     gap_text, gap = _gap_section(root, sl, cells) if sl else ("", {})

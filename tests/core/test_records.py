@@ -180,6 +180,22 @@ def test_the_report_keeps_the_gaps_supervised_records_out_of_the_strategy_table(
     assert (folder / "gap.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def test_the_report_refuses_two_records_of_one_cell_made_with_different_settings(tmp_path, capsys):
+    folder = tmp_path / "study"
+    shutil.copytree(COMMITTED, folder)
+    twin = folder / "ewc-s0-0000000000"  # ewc seed 0 again, another key (other settings)
+    shutil.copytree(folder / "ewc-s0-1015ea4972", twin)
+    record = json.loads((twin / RECORD_FILE).read_text())
+    (twin / RECORD_FILE).write_text(json.dumps({**record, "key": "0000000000"}))
+    assert main(["report", str(folder)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "two RL records of ewc seed 0" in err[0]
+    assert "ewc-s0-0000000000" in err[0] and "ewc-s0-1015ea4972" in err[0]
+    assert not (folder / "study.txt").exists()  # refused before anything is written
+    shutil.rmtree(twin)
+    assert main(["report", str(folder)]) == 0
+
+
 def test_every_committed_record_keeps_the_key_that_the_code_gives_its_config():
     """Settings added to the code leave the keys of the study's records as they were (at their
     defaults), so a fresh clone still takes every committed cell as finished."""
