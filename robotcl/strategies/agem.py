@@ -12,6 +12,15 @@ transitions kept per task, a reference batch of 128, one projection over the act
 critic's gradients together. Continual World fills the memory by sampling the task's buffer with
 replacement and draws the reference batch without; here the memory is drawn without replacement
 and the reference batch with it (under one repeated row per batch at these sizes).
+
+On multi-head networks with Adam, projecting every group (the default, as Continual World did)
+also writes a share of the memory's gradient into the past tasks' heads, which the current
+task's gradient never touches; Adam scales each coordinate by its own history, so those small
+shares become steps of full size (about the learning rate a projected update, on every
+coordinate of every past head), and the past heads' values run away (docs/results.md, agem).
+A past head cannot raise the memory's loss when the current task does not move it, so
+``agem.groups=[actor_trunk,critic_trunk]`` (the shared parameters) keeps the same guarantee
+over every parameter and leaves the past heads bit-exact (tests/strategies, the toy).
 """
 
 from __future__ import annotations

@@ -143,6 +143,58 @@ def test_projection_writes_the_learners_gradient(toy, cls):
     assert strategy.stats == {"updates": 2, "projections": 1}
 
 
+def _head_block(learner, task: int) -> torch.Tensor:
+    k = learner.net.mu.out_per_task
+    return learner.net.mu.weight[task * k : (task + 1) * k].detach().clone()
+
+
+def test_agem_on_the_shared_trunk_keeps_past_heads_and_still_never_conflicts(toy):
+    """A past task's head gets no gradient from the current task, so the memory's loss can only
+    rise through the shared trunk. Projecting every group (the default) also writes a share of
+    the memory's gradient into the past heads, where Adam's per-coordinate scaling turns it into
+    steps of full size (docs/results.md, agem: the past critic heads' weights grow task after
+    task); projecting the trunk alone leaves them bit-exact and keeps the guarantee over every
+    parameter: the update's dot with the memory's full gradient is not negative."""
+    moved, projections = {}, {}
+    for groups in (None, ["actor_trunk"]):
+        learner = toy.learner()
+        strategy = AGEM(AGEM.Settings(groups=groups))
+        learner.attach(strategy)
+        strategy.setup(learner, None)
+        for task in range(2):
+            learner.start_task(task, toy.data[task])
+            strategy.on_task_start(task)
+            learner.learn_task(200)
+            strategy.on_task_end(task, learner.task_data())
+            if task == 0:
+                head = _head_block(learner, 0)
+        moved[str(groups)] = float((_head_block(learner, 0) - head).abs().max())
+        projections[str(groups)] = strategy.stats["projections"]
+        assert 0 < projections[str(groups)] < strategy.stats["updates"]
+    assert moved["['actor_trunk']"] == 0.0
+    # every group: task 0's head moves by about lr (3e-3) at each projected update, the size of
+    # an Adam step, however small the share of the memory's gradient written there
+    assert moved["None"] > 0.5 * 3e-3 * projections["None"]
+
+    learner = toy.learner()
+    strategy = AGEM(AGEM.Settings(groups=["actor_trunk"], episodic_batch_size=8))
+    learner.attach(strategy)
+    strategy.setup(learner, None)
+    row = toy.data[0].sample(1)
+    strategy.memory.add(0, row)
+    learner.current_task = 1
+    everything = list(learner.net.parameters())
+    learner.optimizer.zero_grad()
+    learner.reference_loss(row).backward()
+    g_ref = current_gradient(everything).clone()
+    for _ in range(20):  # batches of task 1 (a seeded generator); some conflict with the row
+        learner.optimizer.zero_grad()
+        learner.reference_loss(toy.data[1].sample(64)).backward()
+        strategy.adjust_gradients(1)
+        assert float(torch.dot(current_gradient(everything).double(), g_ref.double())) > -1e-6
+    assert strategy.stats["projections"] > 0
+
+
 def test_unknown_groups_fail_at_setup(toy):
     strategy = AGEM(AGEM.Settings(groups=["critic_trunk"]))
     with pytest.raises(UserInputError, match="critic_trunk"):
