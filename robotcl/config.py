@@ -371,11 +371,12 @@ class ExpertsConfig(_Strict):
         description="an expert whose success (of experts.policy) is below this is flagged in "
         "every table that uses it",
     )
-    policy: Literal["best", "final"] = Field(
-        "best",
+    policy: Literal["final", "best"] = Field(
+        "final",
         description="the policy of each expert that makes its dataset and its success: the "
-        "one at its best evaluation (success, then return; the run keeps it, keep_best) or "
-        "the one at the end of its budget",
+        "one at the end of its budget, or the one at its best evaluation (success, then "
+        "return; the run keeps it, keep_best), which on the study's one-episode evaluations "
+        "made worse data (docs/results.md, the gap)",
     )
     episodes: PositiveInt = Field(50, description="episodes in each expert's dataset")
     noise: NonNegativeFloat = Field(

@@ -12,11 +12,12 @@ reference curves) finds it there and trains nothing when it is present::
         expert.json                                    its task, key version, settings
         data/e<episodes>-n<noise>-s<seed>.npz, .json   datasets, each with its provenance
 
-An expert's policy is, by default (``experts.policy=best``), the one at its best evaluation (its
-success, then its return; the run keeps it in ``checkpoints/best000/``): a single-task agent's
-success at the end of a short budget still flickers, and a dataset of a policy that has just
-fallen off its task teaches the clone that. ``experts.policy=final`` takes the last one. An
-expert whose success (the preset's eval.metric, of that policy) is below ``experts.threshold``
+An expert's policy is the one at the end of its budget, or with ``experts.policy=best`` the one
+at its best evaluation (its success, then its return; the run keeps it in
+``checkpoints/best000/``). Measured on the study (docs/results.md, the gap), the best of its
+one-episode deterministic evaluations was often an early or lucky success whose noisy rollouts
+succeeded less often than the final policy's, so ``final`` stays the default. An expert whose
+success (the preset's eval.metric, of that policy) is below ``experts.threshold``
 is flagged in every table that uses it. A dataset holds ``experts.episodes`` rollouts of that
 policy, with Gaussian noise of std ``experts.noise`` on the executed actions; the stored targets
 are its noise-free actions (DART, Laskey et al. 2017), so the clone also sees how to recover

@@ -1,6 +1,6 @@
 """``keep_best``: the policy at each task's best evaluation is kept beside the run's checkpoints,
 it is the policy that scored that evaluation, and keeping it changes nothing the run learns; the
-experts use it (``experts.policy=best``), and their datasets are made from it."""
+experts use it with ``experts.policy=best``, and their datasets are made from it."""
 
 from __future__ import annotations
 
@@ -81,7 +81,7 @@ def test_keep_best_enters_a_key_only_when_set(aim):
 
 
 def test_experts_keep_their_best_policy_and_clone_it(aim):
-    config = load_config(None, aim)
+    config = load_config(None, [*aim, "experts.policy=best"])
     (expert, _) = train_experts(config, workers=0)
     checkpoints = expert.run_dir / "checkpoints"
     best = best_score(checkpoints, 0)
@@ -97,7 +97,7 @@ def test_experts_keep_their_best_policy_and_clone_it(aim):
         np.testing.assert_allclose(experiment.learner.act(obs, True), data["actions"], atol=1e-6)
     experiment.evaluator.close()
     # final experts are other runs, other datasets, another gap
-    final = load_config(None, [*aim, "experts.policy=final"])
+    final = load_config(None, aim)  # the default
     (last, _) = train_experts(final, workers=0)
     assert last.run_dir != expert.run_dir and best_score(last.run_dir / "checkpoints", 0) is None
     data = expert_dataset(last, episodes=3, noise=0.0, seed=0)
