@@ -250,7 +250,7 @@ def _source_and_items(items: list[str]) -> tuple[str | None, list[str]]:
 
 
 def _cmd_experts(args: argparse.Namespace) -> int:
-    from robotcl.commands.experts import expert_dataset, train_experts
+    from robotcl.commands.experts import dataset_of, train_experts
     from robotcl.config import load_config
     from robotcl.reporting.tables import experts_table
 
@@ -276,9 +276,10 @@ def _cmd_experts(args: argparse.Namespace) -> int:
     import json
 
     settings = config.experts
-    print(f"datasets ({settings.episodes} episodes, action noise {settings.noise:g}):")
+    which = "successful episodes" if settings.successful_only else "episodes"
+    print(f"datasets ({settings.episodes} {which}, action noise {settings.noise:g}):")
     for expert in experts:
-        path = expert_dataset(expert, settings.episodes, settings.noise, settings.seed)
+        path = dataset_of(expert, settings)
         info = json.loads(path.with_suffix(".json").read_text())
         print(
             f"  {expert.task}: {info['transitions']} transitions, rollout success "

@@ -379,6 +379,12 @@ class ExpertsConfig(_Strict):
         "made worse data (docs/results.md, the gap)",
     )
     episodes: PositiveInt = Field(50, description="episodes in each expert's dataset")
+    successful_only: bool = Field(
+        False,
+        description="datasets of the expert's successful noisy rollouts only: rollouts go on "
+        "until experts.episodes of them succeed (at most 10 tries an episode; fewer is an "
+        "error naming the task)",
+    )
     noise: NonNegativeFloat = Field(
         0.1,
         description="std of Gaussian noise on the expert's actions while its dataset is "

@@ -39,7 +39,7 @@ import numpy as np
 
 import robotcl
 from robotcl.checkpoint import best_folder, best_score, latest_checkpoint
-from robotcl.config import ExperimentConfig, validate_config
+from robotcl.config import ExperimentConfig, ExpertsConfig, validate_config
 from robotcl.errors import UserInputError
 from robotcl.experiment import Experiment, suite_of
 from robotcl.outputs import RunDirectory, atomic_write_text, check_writable
@@ -114,13 +114,44 @@ def train_experts(config: ExperimentConfig, workers: int | None = None) -> list[
 # -- datasets -------------------------------------------------------------------------------------
 
 
-def dataset_path(expert: Expert, episodes: int, noise: float, seed: int) -> Path:
-    return expert.run_dir / "data" / f"e{episodes}-n{noise:g}-s{seed}.npz"
+def dataset_path(
+    expert: Expert, episodes: int, noise: float, seed: int, successful_only: bool = False
+) -> Path:
+    suffix = "-ok" if successful_only else ""
+    return expert.run_dir / "data" / f"e{episodes}-n{noise:g}-s{seed}{suffix}.npz"
 
 
-def expert_dataset(expert: Expert, episodes: int, noise: float, seed: int = 0) -> Path:
-    """``expert``'s dataset of ``episodes`` rollouts (made once; see the module docstring)."""
-    path = dataset_path(expert, episodes, noise, seed)
+#: with ``experts.successful_only``: at most this many rollouts a kept episode are tried
+TRIES_PER_EPISODE = 10
+
+
+def _rollout(
+    env: Any, learner: Any, strategy: Any, reset_seed: int, noise: float, rng: Any
+) -> tuple[list[np.ndarray], list[np.ndarray], bool, float]:
+    """One noisy episode of the expert on its one-task suite: its observations (the one-hot
+    dropped), its noise-free actions, whether it succeeded and its return."""
+    low, high = env.action_space.low, env.action_space.high
+    obs, _ = env.reset(seed=reset_seed)
+    done, total, info = False, 0.0, {}
+    observations, actions = [], []
+    while not done:
+        with strategy.acting(0):
+            clean = learner.act(obs[None], deterministic=True)[0]
+        executed = clean + noise * rng.standard_normal(clean.shape) if noise else clean
+        observations.append(obs[:-1])  # the one-hot of this one-task suite
+        actions.append(clean)
+        obs, reward, terminated, truncated, info = env.step(np.clip(executed, low, high))
+        total += float(reward)
+        done = terminated or truncated
+    return observations, actions, bool(info.get("is_success", False)), total
+
+
+def expert_dataset(
+    expert: Expert, episodes: int, noise: float, seed: int = 0, successful_only: bool = False
+) -> Path:
+    """``expert``'s dataset of ``episodes`` rollouts (``successful_only``: of its first
+    ``episodes`` successful rollouts); made once, see the module docstring."""
+    path = dataset_path(expert, episodes, noise, seed, successful_only)
     if path.is_file() and path.with_suffix(".json").is_file():
         return path
     config = validate_config({**RunDirectory(expert.run_dir).read_config(), "progress": False})
@@ -131,25 +162,31 @@ def expert_dataset(expert: Expert, episodes: int, noise: float, seed: int = 0) -
     learner, strategy, suite = experiment.learner, experiment.strategy, experiment.suite
     experiment.evaluator.close()
     env = suite.make_env(0)
-    low, high = env.action_space.low, env.action_space.high
     rng = np.random.default_rng(seed)
     observations, actions, episode_ids, successes, returns = [], [], [], [], []
-    for episode in range(episodes):
-        obs, _ = env.reset(seed=seed * 100_003 + episode)
-        done, total, info = False, 0.0, {}
-        while not done:
-            with strategy.acting(0):
-                clean = learner.act(obs[None], deterministic=True)[0]
-            executed = clean + noise * rng.standard_normal(clean.shape) if noise else clean
-            observations.append(obs[: -len(suite)])  # the one-hot of this one-task suite
-            actions.append(clean)
-            episode_ids.append(episode)
-            obs, reward, terminated, truncated, info = env.step(np.clip(executed, low, high))
-            total += float(reward)
-            done = terminated or truncated
-        successes.append(bool(info.get("is_success", False)))
+    tries, kept = TRIES_PER_EPISODE * episodes if successful_only else episodes, 0
+    for attempt in range(tries):
+        if kept == episodes:
+            break
+        obs, acts, success, total = _rollout(
+            env, learner, strategy, seed * 100_003 + attempt, noise, rng
+        )
+        successes.append(success)
         returns.append(total)
+        if success or not successful_only:
+            episode_ids += [kept] * len(acts)
+            observations += obs
+            actions += acts
+            kept += 1
     env.close()
+    if kept < episodes:
+        raise UserInputError(
+            "experts.successful_only",
+            f"the expert of {expert.task} succeeded in {kept} of {len(successes)} noisy "
+            f"rollouts, fewer than experts.episodes={episodes}",
+            "lower experts.episodes or experts.noise, or train the experts longer "
+            "(experts.steps_per_task)",
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.stem + ".tmp.npz")
     np.savez_compressed(
@@ -165,6 +202,8 @@ def expert_dataset(expert: Expert, episodes: int, noise: float, seed: int = 0) -
         "expert_flagged": expert.flagged,
         "expert_policy": f"best (step {best['step']})" if best else "final",
         "episodes": episodes,
+        "successful_only": successful_only,
+        "rollouts": len(successes),
         "transitions": len(actions),
         "noise": noise,
         "seed": seed,
@@ -181,6 +220,13 @@ def expert_dataset(expert: Expert, episodes: int, noise: float, seed: int = 0) -
     return path
 
 
+def dataset_of(expert: Expert, settings: ExpertsConfig) -> Path:
+    """``expert``'s dataset as ``settings`` (a config's ``experts``) ask for it."""
+    return expert_dataset(
+        expert, settings.episodes, settings.noise, settings.seed, settings.successful_only
+    )
+
+
 def gather_datasets(
     config: ExperimentConfig, experts: list[Expert], folder: Path
 ) -> dict[str, dict[str, Any]]:
@@ -191,7 +237,7 @@ def gather_datasets(
     out = {}
     settings = config.experts
     for expert in experts:
-        source = expert_dataset(expert, settings.episodes, settings.noise, settings.seed)
+        source = dataset_of(expert, settings)
         shutil.copyfile(source, folder / f"{expert.task}.npz")
         shutil.copyfile(source.with_suffix(".json"), folder / f"{expert.task}.json")
         out[expert.task] = json.loads(source.with_suffix(".json").read_text())

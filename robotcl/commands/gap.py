@@ -88,6 +88,8 @@ def gap_settings(config: ExperimentConfig) -> dict[str, Any]:
     }
     if data.policy != "final":  # gaps of final experts keep the keys they had before
         settings["expert_data"]["policy"] = data.policy
+    if data.successful_only:  # likewise: all rollouts, the default, as before
+        settings["expert_data"]["successful_only"] = True
     return settings
 
 
@@ -160,6 +162,8 @@ def _declare_data(config: ExperimentConfig, folder: Path, tasks: list[str]) -> N
         "noise": settings.noise,
         "seed": settings.seed,
     }
+    if settings.successful_only:  # other data; all rollouts (the default) keep their keys
+        declared["successful_only"] = True
     atomic_write_text(folder / DATA_FILE, json.dumps(declared, indent=1))
 
 

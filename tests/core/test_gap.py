@@ -126,6 +126,44 @@ def test_an_expert_dataset_has_its_provenance_and_noise_free_targets(aim):
     assert again == path and json.loads(again.with_suffix(".json").read_text()) == info
 
 
+def test_a_dataset_of_successful_episodes_keeps_only_those(aim):
+    config = load_config(None, aim)
+    (expert, _) = train_experts(config, workers=0)
+    path = expert_dataset(expert, episodes=4, noise=0.5, seed=0, successful_only=True)
+    info = json.loads(path.with_suffix(".json").read_text())
+    assert path.name == "e4-n0.5-s0-ok.npz" and info["successful_only"] is True
+    tried = info["rollouts"]
+    assert tried > 4  # some failed and were dropped (noise 0.5 on aim's 0.2 tolerance)
+    assert info["rollout_success"] * tried == pytest.approx(4)  # it stopped at the 4th success
+    with np.load(path) as ok, np.load(expert_dataset(expert, tried, 0.5, 0)) as every:
+        assert ok["episodes"].tolist() == [e for e in range(4) for _ in range(5)]
+        # the same rollouts (one seeded stream), the failed ones left out, in order
+        episodes = [every["observations"][every["episodes"] == e] for e in range(tried)]
+        kept = [ok["observations"][ok["episodes"] == e] for e in range(4)]
+        it = iter(episodes)
+        assert all(any(np.array_equal(k, e) for e in it) for k in kept)
+
+
+def test_too_few_successful_rollouts_is_one_line_and_writes_no_dataset(aim, monkeypatch):
+    import robotcl.commands.experts as experts_module
+
+    (expert, _) = train_experts(load_config(None, aim), workers=0)
+    monkeypatch.setattr(experts_module, "TRIES_PER_EPISODE", 1)
+    with pytest.raises(UserInputError, match=r"experts.successful_only: the expert of plus"):
+        expert_dataset(expert, episodes=5, noise=10.0, seed=0, successful_only=True)
+    assert not list((expert.run_dir / "data").glob("*-ok.*"))
+
+
+def test_successful_only_is_another_gap_and_all_rollouts_keep_their_keys(aim):
+    from robotcl.commands.gap import gap_settings
+    from robotcl.study.keys import settings_key
+
+    default = load_config(None, aim)
+    ok = load_config(None, [*aim, "experts.successful_only=true"])
+    assert "successful_only" not in gap_settings(default)["expert_data"]
+    assert settings_key(gap_settings(ok)) != settings_key(gap_settings(default))
+
+
 # -- the bc agent ---------------------------------------------------------------------------------
 
 
