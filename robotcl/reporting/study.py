@@ -3,7 +3,9 @@ and figure of docs/results.md rebuilt from the committed records alone.
 
 - learnability: each task's success at the end of its own training in the ``single`` cells
   (one fresh learner a task: the single-task agent at the study's budget), a task a seed, and
-  the step each first reached success;
+  the step each first reached success. Those cells may come in pieces (``tasks=[...]`` of the
+  suite, one record a piece and seed, as dexterous20's twenty tasks are run): tasks are matched
+  by name, in the suite's order, and each piece is a group of its own in the other tables;
 - the strategy table: ACC, memory, BWT, forgetting, FWT (GEM) and FWT (Continual World's AUC
   form, against the study's own ``single`` cells of every seed), mean and 90% bootstrap interval
   over seeds, with n; wall time a run;
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +31,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from robotcl.envs.suites import make_suite
 from robotcl.errors import UserInputError
 from robotcl.experiment import load_reference
 from robotcl.metrics import aggregate, compute_metrics
@@ -38,7 +42,7 @@ from robotcl.reporting.gap import gap_figure, gap_summary, gap_table
 from robotcl.reporting.plots import curves_figure
 from robotcl.reporting.tables import MIN_RUNS_FOR_INTERVAL, format_table, stat_text
 from robotcl.study.cells import Cell, cell_results
-from robotcl.study.records import record_cells
+from robotcl.study.records import SUITE_FILE, record_cells
 
 #: the strategy whose cells are the single-task reference (learnability, CW forward transfer)
 REFERENCE = "single"
@@ -57,29 +61,63 @@ def _first_success(results: dict[str, Any], task: int) -> int | None:
     return int(steps[hits[0]] - start) if len(hits) else None
 
 
+def _reference_runs(cells: list[Cell]) -> list[tuple[int, dict[str, Any]]]:
+    """The finished reference cells' (seed, results), by seed."""
+    runs = [(c.seed, cell_results(c)) for c in cells if c.label == REFERENCE]
+    return sorted(((s, r) for s, r in runs if r is not None), key=lambda pair: pair[0])
+
+
+def _suite_order(cells: list[Cell], names: list[str]) -> list[str]:
+    """``names`` in the order of the reference cells' suite (as the first one's config, or the
+    suite file its record kept, builds it); in order of first appearance where that suite cannot
+    be built here."""
+    try:
+        cell = next(c for c in cells if c.label == REFERENCE)
+        config = RunDirectory(Path(cell.run_dir)).read_config()
+        kept = Path(cell.run_dir) / SUITE_FILE  # a suite file as its record kept it
+        name = str(kept) if kept.is_file() else config["suite"]
+        suite = make_suite(name, config["order"], settings=config["suite_settings"])
+        rank = {name: k for k, name in enumerate(suite.task_names)}
+    except Exception:  # a suite file or plug-in that is not here: the records' own order
+        return names
+    return sorted(names, key=lambda name: rank.get(name, len(rank)))
+
+
+def _by_task(runs: list[tuple[int, dict[str, Any]]]) -> dict[str, dict[int, tuple[dict, int]]]:
+    """Task name -> seed -> (the results that trained it, its index there)."""
+    out: dict[str, dict[int, tuple[dict, int]]] = {}
+    for seed, results in runs:
+        for j, task in enumerate(results["tasks"]):
+            out.setdefault(task, {})[seed] = (results, j)
+    return out
+
+
 def learnability(cells: list[Cell]) -> tuple[str, dict[str, Any]]:
-    """Each task's success at the end of its own training in the reference cells, a seed a
-    column, and the first step of success; how many seeds reach the threshold."""
-    runs = sorted(
-        ((c.seed, cell_results(c)) for c in cells if c.label == REFERENCE),
-        key=lambda pair: pair[0],
-    )
-    runs = [(seed, r) for seed, r in runs if r is not None]
+    """Each task's success at the end of its own training in the reference cells (by task
+    name, whichever piece trained it), a seed a column, and the first step of success; how many
+    seeds reach the threshold."""
+    runs = _reference_runs(cells)
     if not runs:
         return "", {}
-    tasks = runs[0][1]["tasks"]
+    seeds = sorted({seed for seed, _ in runs})
+    by_task = _by_task(runs)
     table: dict[str, Any] = {}
-    rows = [["task", *(f"s{seed}" for seed, _ in runs), f">= {THRESHOLD:g}", "first success"]]
-    for j, task in enumerate(tasks):
-        finals = [float(r["R"][r["metric_mode"]]["success"][j][j]) for _, r in runs]
-        firsts = [_first_success(r, j) for _, r in runs]
-        reached = sum(v >= THRESHOLD for v in finals)
+    rows = [["task", *(f"s{seed}" for seed in seeds), f">= {THRESHOLD:g}", "first success"]]
+    for task in _suite_order(cells, list(by_task)):
+        trained = [by_task[task].get(seed) for seed in seeds]
+        finals = [
+            None if t is None else float(t[0]["R"][t[0]["metric_mode"]]["success"][t[1]][t[1]])
+            for t in trained
+        ]
+        firsts = [_first_success(*t) for t in trained if t is not None]
+        done = [v for v in finals if v is not None]
+        reached = sum(v >= THRESHOLD for v in done)
         table[task] = {"final": finals, "first_success_step": firsts, "reached": reached}
         rows.append(
             [
                 task,
-                *(f"{v:.2f}" for v in finals),
-                f"{reached}/{len(finals)}",
+                *("-" if v is None else f"{v:.2f}" for v in finals),
+                f"{reached}/{len(done)}",
                 " ".join("-" if s is None else f"{s / 1000:g}k" for s in firsts),
             ]
         )
@@ -90,14 +128,36 @@ def learnability(cells: list[Cell]) -> tuple[str, dict[str, Any]]:
     return title + "\n" + format_table(rows), table
 
 
+def in_pieces(cells: list[Cell]) -> list[Cell]:
+    """``cells`` with each piece of a reference study in pieces (reference cells of different
+    task lists) made a group of its own: its order names its tasks, so that no table averages
+    runs of different tasks."""
+    tasks = {
+        id(c): tuple(r["tasks"])
+        for c in cells
+        if c.label == REFERENCE and (r := cell_results(c)) is not None
+    }
+    if len(set(tasks.values())) < 2:
+        return cells
+    out = []
+    for cell in cells:
+        names = tasks.get(id(cell))
+        if names:
+            piece = names[0] if len(names) == 1 else f"{names[0]}..{names[-1]}"
+            cell = replace(cell, order=piece)
+        out.append(cell)
+    return out
+
+
 def _reference(cells: list[Cell], tasks: list[str], mode: str) -> dict[int, list[tuple]]:
     paths = [c.run_dir for c in cells if c.label == REFERENCE and cell_results(c) is not None]
     return load_reference(paths, tasks, mode) if paths else {}
 
 
 def study_metrics(cells: list[Cell]) -> dict[str, list[dict[str, Any]]]:
-    """Each strategy's finished runs' metrics, with Continual World's forward transfer against
-    the study's reference cells (every seed) where the run was given no reference."""
+    """Each strategy's (each group's) finished runs' metrics, with Continual World's forward
+    transfer against the study's reference cells (every seed) where the run was given no
+    reference."""
     out: dict[str, list[dict[str, Any]]] = {}
     references: dict[tuple, dict[int, list[tuple]]] = {}
     for cell in cells:
@@ -123,7 +183,7 @@ def study_metrics(cells: list[Cell]) -> dict[str, list[dict[str, Any]]]:
             )
             metrics.update({k: again[k] for k in ("fwt_auc", "auc_per_task", "reference_auc")})
         metrics["wall_time_s"] = float(results.get("wall_time_s", np.nan))
-        out.setdefault(cell.label, []).append(metrics)
+        out.setdefault(cell.group, []).append(metrics)
     return out
 
 
@@ -153,16 +213,16 @@ def strategy_table(cells: list[Cell]) -> tuple[str, dict[str, Any]]:
 
 
 def matrices_figure(cells: list[Cell]) -> Figure | None:
-    """The success matrix R of each strategy, mean over its seeds."""
+    """The success matrix R of each strategy (each group), mean over its seeds."""
     grouped: dict[str, list[np.ndarray]] = {}
-    tasks: list[str] = []
+    tasks: dict[str, list[str]] = {}
     for cell in cells:
         results = cell_results(cell)
         if results is None:
             continue
-        tasks = results["tasks"]
+        tasks[cell.group] = results["tasks"]
         R = np.asarray(results["R"][results["metric_mode"]]["success"], float)
-        grouped.setdefault(cell.label, []).append(R)
+        grouped.setdefault(cell.group, []).append(R)
     if not grouped:
         return None
     columns = min(4, len(grouped))
@@ -176,8 +236,8 @@ def matrices_figure(cells: list[Cell]) -> Figure | None:
         for (i, j), v in np.ndenumerate(mean):
             ax.text(j, i, f"{v:.1f}", ha="center", va="center", fontsize=6, color="w")
         ax.set_title(f"{label} (n={len(matrices)})", fontsize=8)
-        ax.set_xticks(range(len(tasks)), tasks, fontsize=6)
-        ax.set_yticks(range(len(tasks)), tasks, fontsize=6)
+        ax.set_xticks(range(len(tasks[label])), tasks[label], fontsize=6)
+        ax.set_yticks(range(len(tasks[label])), tasks[label], fontsize=6)
         if k % columns == 0:
             ax.set_ylabel("after training", fontsize=7)
     fig.tight_layout()
@@ -185,34 +245,40 @@ def matrices_figure(cells: list[Cell]) -> Figure | None:
 
 
 def learnability_figure(cells: list[Cell]) -> Figure | None:
-    """Each task's success (top) and return (bottom) during its own training, a panel a task,
-    a line a seed."""
-    runs = sorted(
-        ((c.seed, cell_results(c)) for c in cells if c.label == REFERENCE), key=lambda p: p[0]
-    )
-    runs = [(s, r) for s, r in runs if r is not None]
+    """Each task's success (top) and return (bottom) during its own training, a panel a task
+    (by name, whichever piece trained it), a line a seed."""
+    runs = _reference_runs(cells)
     if not runs:
         return None
-    tasks = runs[0][1]["tasks"]
-    fig = Figure(figsize=(2.4 * len(tasks), 4.4))
+    by_task = _by_task(runs)
+    tasks = _suite_order(cells, list(by_task))
+    columns = min(len(tasks), 10)
+    bands = -(-len(tasks) // columns)
+    fig = Figure(figsize=(2.4 * columns, 4.4 * bands))
     FigureCanvasAgg(fig)
-    axes = fig.subplots(2, len(tasks), sharex=True, squeeze=False)
-    for seed, r in runs:
-        mode = r["metric_mode"]
-        steps = np.asarray(r["curves"]["steps"], float)
-        trained = np.asarray(r["curves"]["training_task"])
-        for j in range(len(r["tasks"])):
-            inside = trained == j
+    axes = fig.subplots(2 * bands, columns, squeeze=False)
+    for k, task in enumerate(tasks):
+        top, bottom = (
+            axes[2 * (k // columns)][k % columns],
+            axes[2 * (k // columns) + 1][k % columns],
+        )
+        for seed, (r, j) in sorted(by_task[task].items()):
+            mode = r["metric_mode"]
+            steps = np.asarray(r["curves"]["steps"], float)
+            inside = np.asarray(r["curves"]["training_task"]) == j
             x = (steps[inside] - r["bounds"][j][0]) / 1000
-            for row, metric in enumerate(("success", "return")):
+            for ax, metric in ((top, "success"), (bottom, "return")):
                 y = np.asarray(r["curves"][mode][metric])[inside, j]
-                axes[row][j].plot(x, y, marker=".", lw=1, label=f"s{seed}")
-    for j, task in enumerate(tasks):
-        axes[0][j].set_title(task, fontsize=9)
-        axes[0][j].set_ylim(-0.05, 1.05)
-        axes[1][j].set_xlabel("k steps into the task", fontsize=7)
-    axes[0][0].set_ylabel("success")
-    axes[1][0].set_ylabel("return")
+                ax.plot(x, y, marker=".", lw=1, label=f"s{seed}")
+        top.set_title(task, fontsize=9)
+        top.set_ylim(-0.05, 1.05)
+        bottom.set_xlabel("k steps into the task", fontsize=7)
+    for k in range(len(tasks), bands * columns):  # the last band's empty panels
+        axes[2 * (k // columns)][k % columns].set_axis_off()
+        axes[2 * (k // columns) + 1][k % columns].set_axis_off()
+    for band in range(bands):
+        axes[2 * band][0].set_ylabel("success")
+        axes[2 * band + 1][0].set_ylabel("return")
     axes[0][0].legend(fontsize=7)
     fig.tight_layout()
     return fig
@@ -245,18 +311,22 @@ def _gap_section(root: Path, sl: list[Cell], rl: list[Cell]) -> tuple[str, dict[
 
 
 def _one_record_a_cell(root: Path, side: str, cells: list[Cell]) -> None:
-    """Two records of one strategy and seed on one side were made with different settings (a
-    key each): averaging them would count one seed twice, so the report refuses the folder."""
-    seen: dict[tuple[str, int], Cell] = {}
+    """Two records of one strategy and seed on one side (of one task, for the reference cells,
+    which may come in pieces) were made with different settings (a key each): averaging them
+    would count one seed twice, so the report refuses the folder."""
+    seen: dict[tuple[str, int, str], Cell] = {}
     for cell in cells:
-        other = seen.setdefault((cell.group, cell.seed), cell)
-        if other is not cell:
-            raise UserInputError(
-                f"records folder {root}",
-                f"two {side} records of {cell.group} seed {cell.seed} with different settings "
-                f"({Path(other.run_dir).name}, {Path(cell.run_dir).name})",
-                "keep one study's records in a folder (move the other one away)",
-            )
+        results = cell_results(cell) if cell.label == REFERENCE else None
+        for task in results["tasks"] if results else [""]:
+            other = seen.setdefault((cell.label if task else cell.group, cell.seed, task), cell)
+            if other is not cell:
+                what = f"{cell.group} seed {cell.seed}" + (f" on {task}" if task else "")
+                raise UserInputError(
+                    f"records folder {root}",
+                    f"two {side} records of {what} with different settings "
+                    f"({Path(other.run_dir).name}, {Path(cell.run_dir).name})",
+                    "keep one study's records in a folder (move the other one away)",
+                )
 
 
 def study_report(folder: str | Path) -> str:
@@ -265,7 +335,7 @@ def study_report(folder: str | Path) -> str:
     root = Path(folder)
     everything = record_cells(root)
     sl = [c for c in everything if is_supervised(c)]
-    cells = [c for c in everything if c not in sl]
+    cells = in_pieces([c for c in everything if c not in sl])
     for side, group in (("supervised", sl), ("RL", cells)):
         _one_record_a_cell(root, side, group)
     learn_text, learn = learnability(cells)

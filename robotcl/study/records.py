@@ -6,6 +6,9 @@ files (a few tens of kilobytes)::
     <records>/<label>[-<order>]-s<seed>-<key>/
         config.yaml  results.json  evaluations.jsonl   copied from the run directory
         scalars.json                                    (where the run wrote it: training curves)
+        suite.yaml          (a suite file's run) the suite file       the key hashes them, and
+        expert_data.json    (a supervised cell's) what its expert     what they come from lives
+                            data was made of                          on the machine that ran it
         record.json                                     key, key version, cell, robotcl, commit
 
 A grid with ``records=<folder>`` (the ``study`` preset: ``docs/results/study``) takes a cell
@@ -22,16 +25,25 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 import robotcl
+from robotcl.config import validate_config
+from robotcl.envs.suite_file import is_suite_file
 from robotcl.errors import UserInputError
 from robotcl.experiment import run_config
 from robotcl.study.cells import Cell, finished_results
-from robotcl.study.keys import KEY_VERSION, run_key
+from robotcl.study.keys import DATA_FILE, KEY_VERSION, result_settings, run_key, settings_key
 
 RECORD_FILE = "record.json"
 #: the files of a run directory a record keeps
 KEPT = ("config.yaml", "results.json", "evaluations.jsonl", "scalars.json")
+#: a supervised cell's ``data.json`` of its ``agent.expert_data`` folder, kept in its record
+EXPERT_DATA_FILE = "expert_data.json"
+#: the suite file of a run on one, kept in its record
+SUITE_FILE = "suite.yaml"
 
 
 def record_name(cell: Cell) -> str:
@@ -102,6 +114,12 @@ def export(cell: Cell, folder: Path) -> Path | None:
         for name in KEPT:
             if (run_dir / name).is_file():
                 shutil.copyfile(run_dir / name, staging / name)
+        config = _config(run_dir)
+        data = config.get("agent", {}).get("expert_data")
+        if data and (Path(data) / DATA_FILE).is_file():
+            shutil.copyfile(Path(data) / DATA_FILE, staging / EXPERT_DATA_FILE)
+        if is_suite_file(config.get("suite", "")) and Path(config["suite"]).is_file():
+            shutil.copyfile(config["suite"], staging / SUITE_FILE)
         record = {
             "key": cell.key,
             "key_version": KEY_VERSION,
@@ -120,6 +138,28 @@ def export(cell: Cell, folder: Path) -> Path | None:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return target
+
+
+def _config(folder: Path) -> dict[str, Any]:
+    """The config.yaml of a run directory or record as it is written ({} if unreadable)."""
+    try:
+        config = yaml.safe_load((folder / "config.yaml").read_text())
+    except (OSError, ValueError):
+        return {}
+    return config if isinstance(config, dict) else {}
+
+
+def record_key(record: str | Path) -> str:
+    """The key that this robotcl gives the record's config, with the suite file and the expert
+    data that the record kept (what the config names lives on the machine that ran it)."""
+    folder = Path(record)
+    config = _config(folder)
+    if (folder / SUITE_FILE).is_file():
+        config["suite"] = str(folder / SUITE_FILE)
+    settings = result_settings(validate_config(config))
+    if (folder / EXPERT_DATA_FILE).is_file():
+        settings["agent"]["expert_data"] = json.loads((folder / EXPERT_DATA_FILE).read_text())
+    return settings_key(settings)
 
 
 def _umask() -> int:

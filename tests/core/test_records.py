@@ -15,7 +15,7 @@ from aim_task import SMALL, SUITE
 from robotcl.cli import main
 from robotcl.experiment import load_reference
 from robotcl.metrics import cw_forward_transfer
-from robotcl.study.records import RECORD_FILE
+from robotcl.study.records import EXPERT_DATA_FILE, RECORD_FILE, SUITE_FILE, record_key
 
 COMMITTED = Path(__file__).parents[1] / "data" / "study-records"
 
@@ -37,9 +37,20 @@ def test_a_study_stopped_part_way_goes_on_from_its_records_on_a_fresh_clone(aim,
     # the first piece: finetune's two seeds (the study's other cells are not run yet)
     assert main(["compare", *aim, "strategies=[finetune]", "seeds=2", *grid]) == 0
     first = _records(records)
+    moved = tmp_path / "aim.yaml"
+    moved.rename(tmp_path / "elsewhere.yaml")  # the record's key does not need the suite file
+    assert all(record_key(records / name) == r["key"] for name, r in first.items())
+    (tmp_path / "elsewhere.yaml").rename(moved)
     assert sorted(r["label"] for r in first.values()) == ["finetune", "finetune"]
     kept = sorted(p.name for p in next(iter(records.iterdir())).iterdir())
-    assert kept == ["config.yaml", "evaluations.jsonl", RECORD_FILE, "results.json", "scalars.json"]
+    assert kept == [
+        "config.yaml",
+        "evaluations.jsonl",
+        RECORD_FILE,
+        "results.json",
+        "scalars.json",
+        SUITE_FILE,  # the run's suite file: its key hashes the file's content
+    ]
     stamps = {p: p.stat().st_mtime_ns for p in records.glob("*/results.json")}
     # a fresh clone: the committed records, no runs directory
     shutil.rmtree(tmp_path / "runs")
@@ -140,6 +151,11 @@ def test_the_gap_shares_compare_s_records_and_on_a_fresh_clone_trains_nothing(
     stamps = {p: p.stat().st_mtime_ns for p in records.glob("*/results.json")}
     # a fresh clone: every cell has a record, so nothing is trained, not even the experts
     shutil.rmtree(tmp_path / "runs")
+    # the supervised record keeps what its data was made of: its key without the data folder
+    (sl_record,) = [p for p in records.glob("finetune-s0-*") if p != rl_record]
+    assert json.loads((sl_record / EXPERT_DATA_FILE).read_text())["episodes"] == 6
+    assert record_key(sl_record) == json.loads((sl_record / RECORD_FILE).read_text())["key"]
+    assert not (rl_record / EXPERT_DATA_FILE).exists()
     assert main(gap) == 0
     assert capsys.readouterr().out.split("gap: ")[0] == table
     assert not (tmp_path / "runs" / "experts").exists()
@@ -199,14 +215,44 @@ def test_the_report_refuses_two_records_of_one_cell_made_with_different_settings
 def test_every_committed_record_keeps_the_key_that_the_code_gives_its_config():
     """Settings added to the code leave the keys of the study's records as they were (at their
     defaults), so a fresh clone still takes every committed cell as finished."""
-    import yaml
-
-    from robotcl.config import validate_config
-    from robotcl.study.keys import run_key
-
     folders = sorted((COMMITTED.parents[2] / "docs" / "results").glob(f"*/*/{RECORD_FILE}"))
     folders += sorted(COMMITTED.glob(f"*/{RECORD_FILE}"))
     assert len(folders) >= 15
     for record in folders:
-        config = yaml.safe_load((record.parent / "config.yaml").read_text())
-        assert run_key(validate_config(config)) == json.loads(record.read_text())["key"], record
+        assert record_key(record.parent) == json.loads(record.read_text())["key"], record
+
+
+def test_reference_cells_in_pieces_make_one_learnability_table(aim, tmp_path, capsys):
+    records = tmp_path / "records"
+    grid = ["strategies=[single]", "seeds=2", "workers=0", f"records={records}"]
+    # the suite's tasks in two pieces, the second task's piece first
+    for task in ("minus", "plus"):
+        assert main(["compare", *aim, *grid, f"tasks=[{task}]"]) == 0
+    assert len(_records(records)) == 4
+    for folder in records.iterdir():  # the minus piece's records read first
+        if "minus" in (folder / "config.yaml").read_text():
+            folder.rename(records / f"0-{folder.name}")
+    (tmp_path / "aim.yaml").rename(tmp_path / "away.yaml")  # the order from the kept file
+    capsys.readouterr()
+    assert main(["report", str(records)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    (tmp_path / "away.yaml").rename(tmp_path / "aim.yaml")
+    finals: dict[str, dict[int, float]] = {}
+    for name, record in _records(records).items():
+        results = json.loads((records / name / "results.json").read_text())
+        (task,) = results["tasks"]
+        finals.setdefault(task, {})[record["seed"]] = results["R"]["deterministic"]["success"][0][0]
+    rows = [line.split() for line in lines if line.split()[:1] in (["plus"], ["minus"])]
+    assert [row[0] for row in rows] == ["plus", "minus"]  # the suite's order
+    for row in rows:
+        assert row[1:3] == [f"{finals[row[0]][seed]:.2f}" for seed in (0, 1)]
+    # each piece is a group of its own in the strategy table: no mean over different tasks
+    groups = {line.split()[2]: line.split()[3] for line in lines if line.startswith("single @ ")}
+    assert groups == {"plus": "2", "minus": "2"}
+    assert (records / "learnability.png").read_bytes()[:4] == b"\x89PNG"
+    # a piece that trains a task again for a seed would count that seed twice: refused
+    assert main(["compare", *aim, *grid, "seeds=[0]", "tasks=[plus,minus]"]) == 0
+    capsys.readouterr()
+    assert main(["report", str(records)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "two RL records of single" in err[0] and "seed 0 on" in err[0]
