@@ -386,7 +386,7 @@ def _cmd_plot(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from robotcl.reporting.plots import save_curves, save_scalars, tag_matches
-    from robotcl.reporting.runs import read_results
+    from robotcl.reporting.runs import read_curves
     from robotcl.scalars import load_scalars
 
     check_figure_path(args.out)
@@ -402,7 +402,7 @@ def _cmd_plot(args: argparse.Namespace) -> int:
                 "--scalars", f"no run logged {' or '.join(args.scalars)}", "see the runs' tb/"
             )
         return _saving(args.out, lambda: save_scalars(scalars, labels, args.scalars, args.out))
-    runs = [read_results(d) for d in args.runs]
+    runs = [read_curves(d) for d in args.runs]  # a run not finished: its evaluations so far
     return _saving(
         args.out, lambda: save_curves(runs, labels, args.out, metric=args.metric, mode=args.mode)
     )

@@ -43,6 +43,76 @@ def read_results(run_dir: str | Path) -> dict[str, Any]:
     return results
 
 
+#: the fields of an evaluation line that are not an episode kind's scores
+_NOT_SCORES = ("step", "training_task", "time")
+
+
+def read_curves(run_dir: str | Path) -> dict[str, Any]:
+    """What ``robotcl plot`` draws of a run: its results.json, or, where the run has not
+    finished (stopped, or still running) and its evaluations.jsonl holds more points, the
+    curves of those evaluations (each task's span: its first to its last evaluation)."""
+    path = Path(run_dir)
+    lines = path / "evaluations.jsonl"
+    try:
+        results: dict[str, Any] | None = read_results(run_dir)
+    except UserInputError:
+        if not lines.is_file():
+            raise
+        results = None
+    if not lines.is_file():
+        return results  # type: ignore[return-value]
+    text = lines.read_text().splitlines()
+    records = []
+    for k, line in enumerate(text):
+        try:
+            records.append(json.loads(line))
+        except ValueError:
+            if k < len(text) - 1:  # a torn last line is what a kill leaves
+                raise UserInputError(
+                    f"run '{run_dir}'", f"evaluations.jsonl line {k + 1} is corrupt"
+                ) from None
+    if results is not None and len(results["curves"]["steps"]) >= len(records):
+        return results
+    if not records:
+        raise UserInputError(f"run '{run_dir}'", "has no evaluations yet")
+    try:
+        return _evaluation_curves(records, str(run_dir))
+    except (KeyError, TypeError, IndexError, ValueError) as exc:
+        raise UserInputError(
+            f"run '{run_dir}'", f"evaluations.jsonl is not a robotcl evaluation log ({exc!r})"
+        ) from None
+
+
+def _evaluation_curves(records: list[dict[str, Any]], run_dir: str) -> dict[str, Any]:
+    """A results-like mapping (tasks, curves, bounds) of a run's evaluation lines."""
+    modes = [m for m in records[0] if m not in _NOT_SCORES]
+    tasks = list(records[0][modes[0]])
+    curves: dict[str, Any] = {
+        "steps": [r["step"] for r in records],
+        "training_task": [r["training_task"] for r in records],
+    }
+    for mode in modes:
+        curves[mode] = {
+            metric: [[r[mode][t][metric] for t in tasks] for r in records]
+            for metric in ("success", "return")
+        }
+    trained = sorted({r["training_task"] for r in records if r["training_task"] >= 0})
+    bounds = [
+        [
+            min(r["step"] for r in records if r["training_task"] == k),
+            max(r["step"] for r in records if r["training_task"] == k),
+        ]
+        for k in trained
+    ]
+    return {
+        "tasks": tasks,
+        "curves": curves,
+        "bounds": bounds,
+        "metric_mode": modes[0],
+        "_path": run_dir,
+    }
+
+
 def _shape_problem(results: dict[str, Any]) -> str | None:
     """What is wrong with the types of a results file's fields, or None."""
     expected = {

@@ -193,6 +193,39 @@ def test_report_and_plot_put_runs_side_by_side(tiny, tmp_path, capsys):
     assert imread(png).std() > 0.01  # a drawn figure, not a blank canvas
 
 
+def test_plot_draws_a_run_that_has_not_finished_from_its_evaluations(tiny, tmp_path, capsys):
+    from robotcl.reporting.runs import read_curves
+
+    assert main(["run", "quick", *tiny, "name=whole"]) == 0
+    run_dir = only_run_dir(tmp_path / "runs" / "whole")
+    whole = json.loads((run_dir / "results.json").read_text())
+    lines = (run_dir / "evaluations.jsonl").read_text().splitlines()
+    # stopped inside the second task: the last results.json is the first task's checkpoint's,
+    # the evaluations go on, and the kill tore the last line
+    cut = {
+        k: {m: v[:3] for m, v in c.items()} if isinstance(c, dict) else c[:3]
+        for k, c in whole["curves"].items()
+    }
+    (run_dir / "results.json").write_text(json.dumps({**whole, "curves": cut}))
+    (run_dir / "evaluations.jsonl").write_text("\n".join([*lines[:-1], lines[-1][:9]]))
+    drawn = read_curves(run_dir)
+    assert drawn["tasks"] == whole["tasks"]
+    assert drawn["curves"]["steps"] == whole["curves"]["steps"][:-1]
+    for mode in ("deterministic", "stochastic"):
+        if mode in whole["curves"]:
+            assert drawn["curves"][mode]["return"] == whole["curves"][mode]["return"][:-1]
+    assert [lo for lo, _ in drawn["bounds"]] == [lo for lo, _ in whole["bounds"]]
+    png = tmp_path / "part.png"
+    assert main(["plot", str(run_dir), "--metric", "return", "--out", str(png)]) == 0
+    # a finished run is drawn from its results; a corrupt line inside the log is one line
+    (run_dir / "results.json").unlink()
+    (run_dir / "evaluations.jsonl").write_text("\n".join([lines[0], "{oops", lines[1]]))
+    capsys.readouterr()
+    assert main(["plot", str(run_dir), "--out", str(png)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "evaluations.jsonl line 2 is corrupt" in err
+
+
 def test_runs_started_together_get_their_own_directories(tmp_path):
     from robotcl.outputs import RunDirectory
 
