@@ -77,6 +77,12 @@ def _parser(with_config_help: bool = True) -> argparse.ArgumentParser:
     )
     cmp_.add_argument("items", nargs="*", metavar="PRESET|config.yaml|key=value")
     cmp_.add_argument("--resume", metavar="GRID_DIR", help="continue or extend a grid")
+    cmp_.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="list every cell: done (here or as a record) or to run, with how long the runs to "
+        "come took before; writes nothing",
+    )
     experts = sub.add_parser(
         "experts",
         help="single-task expert runs of every task of a preset, and their datasets",
@@ -219,6 +225,11 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     source, items = _source_and_items(args.items)
     if args.resume and source:
         raise UserInputError("compare --resume", f"takes no preset ('{source}')", "only GRID_DIR")
+    if args.dry_run:
+        from robotcl.commands.compare import plan_text
+
+        print(plan_text(source, items, args.resume))
+        return 0
     try:
         root, cells = compare(source, items, resume_root=args.resume)
     except GridStopped as stop:

@@ -13,8 +13,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from robotcl.study.cells import Cell
+from robotcl.outputs import RunDirectory
+from robotcl.reporting.tables import format_table
+from robotcl.study.cells import Cell, finished_results
 from robotcl.study.grid import plan_grid, run_grid
+from robotcl.study.records import record_cells
 
 
 def compare(
@@ -28,3 +31,44 @@ def compare(
     :class:`~robotcl.study.grid.GridStopped` when stopped."""
     plan = plan_grid(source, overrides, resume_root, root)
     return plan.root, run_grid(plan)
+
+
+def plan_text(source: str | None, overrides: list[str], resume_root: str | None = None) -> str:
+    """``compare --dry-run``: every cell of the grid, whether it is done (here, or as a record
+    of its key) or would run, and how long the runs to come would take by the wall time of the
+    finished runs of the same strategy (the records' and this grid's). Writes nothing."""
+    plan = plan_grid(source, overrides, resume_root)
+    minutes: dict[tuple[str, str], list[float]] = {}  # by strategy and agent (RL, or bc)
+    folder = plan.grid.get("records")
+    done = [c for c in plan.cells if c.status == "done"]
+    if folder is not None:
+        done += record_cells(folder)
+    for cell in done:
+        results = finished_results(cell.run_dir)
+        if results is not None and "wall_time_s" in results:
+            agent = RunDirectory(Path(cell.run_dir)).read_config()["agent"]["name"]
+            minutes.setdefault((cell.label, agent), []).append(results["wall_time_s"] / 60)
+    rows = [["strategy", "seed", "status", "about"]]
+    todo, unknown = 0.0, 0
+    for cell, config in plan.configs:
+        name = cell.group
+        if cell.status == "done":
+            where = Path(cell.run_dir)
+            rows.append([name, str(cell.seed), f"done ({where.name})", ""])
+            continue
+        past = minutes.get((cell.label, config["agent"]["name"]))
+        if past:
+            todo += sum(past) / len(past)
+        else:
+            unknown += 1
+        about = f"{sum(past) / len(past):.0f} min" if past else "-"
+        rows.append(
+            [name, str(cell.seed), cell.status if cell.status != "pending" else "to run", about]
+        )
+    pending = sum(c.status != "done" for c in plan.cells)
+    summary = f"{len(plan.cells)} cells: {len(plan.cells) - pending} done, {pending} to run"
+    if pending:
+        summary += f", about {todo / 60:.1f} hours of runs by the wall time of finished ones"
+        summary += f" ({unknown} with no finished run to go by)" if unknown else ""
+        summary += "; wall time divides by workers= where the cores allow"
+    return format_table(rows) + "\n\n" + summary

@@ -55,6 +55,21 @@ def test_a_study_stopped_part_way_goes_on_from_its_records_on_a_fresh_clone(aim,
     # a fresh clone: the committed records, no runs directory
     shutil.rmtree(tmp_path / "runs")
     capsys.readouterr()
+    # --dry-run: which cells are done (by their records) and which would run, how long by the
+    # finished runs of the same strategy; nothing written
+    assert main(["compare", *aim, "strategies=[finetune,ewc]", "seeds=3", *grid, "--dry-run"]) == 0
+    rows = [line.split() for line in capsys.readouterr().out.splitlines()[2:8]]
+    assert [(r[0], r[1], r[2]) for r in rows] == [
+        ("finetune", "0", "done"),
+        ("finetune", "1", "done"),
+        ("finetune", "2", "to"),
+        ("ewc", "0", "to"),
+        ("ewc", "1", "to"),
+        ("ewc", "2", "to"),
+    ]
+    finetune = [json.loads(p.read_text())["wall_time_s"] for p in records.glob("*/results.json")]
+    assert rows[2][4:] == [f"{np.mean(finetune) / 60:.0f}", "min"] and rows[3][4:] == ["-"]
+    assert not (tmp_path / "runs").exists()
     assert main(["compare", *aim, "strategies=[finetune,ewc]", "seeds=2", *grid]) == 0
     out = capsys.readouterr().out
     rows = {line.split()[0]: line.split()[1] for line in out.splitlines()[2:4]}
