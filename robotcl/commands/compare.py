@@ -40,10 +40,12 @@ def plan_text(source: str | None, overrides: list[str], resume_root: str | None 
     plan = plan_grid(source, overrides, resume_root)
     minutes: dict[tuple[str, str], list[float]] = {}  # by strategy and agent (RL, or bc)
     folder = plan.grid.get("records")
-    done = [c for c in plan.cells if c.status == "done"]
+    # a cell done here and its record are one run: counted once (by key; an older grid's cell
+    # without one by its folder)
+    done = {c.key or c.run_dir: c for c in plan.cells if c.status == "done"}
     if folder is not None:
-        done += record_cells(folder)
-    for cell in done:
+        done.update({c.key: c for c in record_cells(folder)})
+    for cell in done.values():
         results = finished_results(cell.run_dir)
         if results is not None and "wall_time_s" in results:
             agent = RunDirectory(Path(cell.run_dir)).read_config()["agent"]["name"]
@@ -53,8 +55,7 @@ def plan_text(source: str | None, overrides: list[str], resume_root: str | None 
     for cell, config in plan.configs:
         name = cell.group
         if cell.status == "done":
-            where = Path(cell.run_dir)
-            rows.append([name, str(cell.seed), f"done ({where.name})", ""])
+            rows.append([name, str(cell.seed), f"done ({Path(cell.run_dir).name})", ""])
             continue
         past = minutes.get((cell.label, config["agent"]["name"]))
         if past:

@@ -25,15 +25,13 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
-
-import yaml
 
 import robotcl
 from robotcl.config import validate_config
 from robotcl.envs.suite_file import is_suite_file
 from robotcl.errors import UserInputError
 from robotcl.experiment import run_config
+from robotcl.outputs import RunDirectory
 from robotcl.study.cells import Cell, finished_results
 from robotcl.study.keys import DATA_FILE, KEY_VERSION, result_settings, run_key, settings_key
 
@@ -114,7 +112,7 @@ def export(cell: Cell, folder: Path) -> Path | None:
         for name in KEPT:
             if (run_dir / name).is_file():
                 shutil.copyfile(run_dir / name, staging / name)
-        config = _config(run_dir)
+        config = RunDirectory(run_dir).read_config()
         data = config.get("agent", {}).get("expert_data")
         if data and (Path(data) / DATA_FILE).is_file():
             shutil.copyfile(Path(data) / DATA_FILE, staging / EXPERT_DATA_FILE)
@@ -140,20 +138,11 @@ def export(cell: Cell, folder: Path) -> Path | None:
     return target
 
 
-def _config(folder: Path) -> dict[str, Any]:
-    """The config.yaml of a run directory or record as it is written ({} if unreadable)."""
-    try:
-        config = yaml.safe_load((folder / "config.yaml").read_text())
-    except (OSError, ValueError):
-        return {}
-    return config if isinstance(config, dict) else {}
-
-
 def record_key(record: str | Path) -> str:
     """The key that this robotcl gives the record's config, with the suite file and the expert
     data that the record kept (what the config names lives on the machine that ran it)."""
     folder = Path(record)
-    config = _config(folder)
+    config = RunDirectory(folder).read_config()
     if (folder / SUITE_FILE).is_file():
         config["suite"] = str(folder / SUITE_FILE)
     settings = result_settings(validate_config(config))
