@@ -30,7 +30,8 @@ def compare(
     ``root``); return its folder and cells. Raises
     :class:`~robotcl.study.grid.GridStopped` when stopped."""
     plan = plan_grid(source, overrides, resume_root, root)
-    return plan.root, run_grid(plan)
+    cells = run_grid(plan)  # may move a clock-named folder that another grid took
+    return plan.root, cells
 
 
 def plan_text(source: str | None, overrides: list[str], resume_root: str | None = None) -> str:

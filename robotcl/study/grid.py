@@ -261,6 +261,7 @@ class GridPlan:
     base: ExperimentConfig
     configs: list[tuple[Cell, dict[str, Any]]] = field(default_factory=list)
     resumed: bool = False
+    stamped: bool = False  # root is a new compare-<time> folder, named by the clock
 
     @property
     def cells(self) -> list[Cell]:
@@ -311,7 +312,8 @@ def plan_grid(
         grid, rest = parse_grid(overrides, load_source(source).get("compare"))
         configs, known = [], set()
     base = validate_config(merge_overrides(without_grid(load_source(source)), list(rest)))
-    if root is None:
+    stamped = root is None
+    if stamped:
         stamp = time.strftime("%Y%m%d-%H%M%S")
         root = Path(base.runs_dir) / base.name / f"compare-{stamp}"
     root = Path(root).absolute()
@@ -354,17 +356,41 @@ def plan_grid(
     if check:
         check_cells(configs)
     check_writable(root, "runs_dir")
-    return GridPlan(root, source, rest, grid, base, configs, resumed=resume_root is not None)
+    resumed = resume_root is not None
+    return GridPlan(root, source, rest, grid, base, configs, resumed=resumed, stamped=stamped)
+
+
+def claim_root(plan: GridPlan) -> None:
+    """Make the grid's folder. A clock-named folder that another grid started in the same second
+    has taken gets a ``~N`` suffix (as a run's folder does), and the plan's cells move with it:
+    run folders enter no key."""
+    if plan.resumed or not plan.stamped:
+        plan.root.mkdir(parents=True, exist_ok=plan.resumed)
+        return
+    taken = plan.root
+    taken.parent.mkdir(parents=True, exist_ok=True)
+    for n in range(1, 10_000):
+        root = taken if n == 1 else taken.with_name(f"{taken.name}~{n}")
+        try:
+            root.mkdir()
+        except FileExistsError:
+            continue
+        break
+    else:
+        raise RuntimeError(f"no free grid folder name under {taken.parent}")
+    for cell, data in plan.configs:
+        if root != taken and Path(cell.run_dir).parent == taken:
+            cell.run_dir = data["run_dir"] = str(root / Path(cell.run_dir).name)
+    plan.root = root
 
 
 def run_grid(plan: GridPlan) -> list[Cell]:
     """Run the plan's pending cells and keep its manifest current; return the cells. Raises
     :class:`GridStopped` (after writing the manifest) when stopped."""
-    root = plan.root
 
     def start() -> None:  # the grid's folder and manifest, once the executor is ready
-        root.mkdir(parents=True, exist_ok=plan.resumed)
-        write_manifest(root, plan)
+        claim_root(plan)
+        write_manifest(plan.root, plan)
 
     folder = plan.grid.get("records")
 
@@ -377,9 +403,9 @@ def run_grid(plan: GridPlan) -> list[Cell]:
         execute(plan.configs, plan.base, plan.grid, before=start, desc=desc, finished=finished)
     except KeyboardInterrupt:
         with shielded():
-            write_manifest(root, plan)
-        raise GridStopped(root, plan.cells) from None
+            write_manifest(plan.root, plan)
+        raise GridStopped(plan.root, plan.cells) from None
     for cell in plan.cells:  # cells done before the grid had a records folder
         finished(cell)
-    write_manifest(root, plan)
+    write_manifest(plan.root, plan)
     return plan.cells

@@ -254,3 +254,21 @@ def test_executor_settings_are_checked_before_anything_runs(tiny, tmp_path, caps
     assert main(["compare", "quick", *tiny, "ray_address=auto"]) == 2
     assert "ray_address: is used by executor=ray only" in capsys.readouterr().err
     assert not (tmp_path / "runs").exists()
+
+
+def test_two_grids_started_in_the_same_second_each_get_a_folder(tiny, tmp_path, monkeypatch):
+    """Two `robotcl compare` started in one second (two cores, two cells) once collided on
+    compare-<time> and the second died with a traceback; it now takes compare-<time>~2."""
+    import robotcl.study.grid as grid_module
+
+    monkeypatch.setattr(grid_module.time, "strftime", lambda fmt, *a: "20260101-000000")
+    base = ["compare", "quick", *tiny, "strategies=[finetune]", "workers=0", "torch_threads=1"]
+    assert main([*base, "seeds=[0]"]) == 0
+    assert main([*base, "seeds=[1]"]) == 0
+    first = tmp_path / "runs" / "quick" / "compare-20260101-000000"
+    second = first.with_name(first.name + "~2")
+    assert sorted(p.name for p in first.iterdir() if p.name.startswith("fine")) == ["finetune-s0"]
+    assert sorted(p.name for p in second.iterdir() if p.name.startswith("fine")) == ["finetune-s1"]
+    runs = json.loads((second / "comparison.json").read_text())["runs"]
+    assert [(r["seed"], r["status"]) for r in runs] == [(1, "done")]
+    assert main(["compare", "--resume", str(second)]) == 0  # its manifest names its own folder
