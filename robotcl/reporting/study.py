@@ -109,7 +109,7 @@ def learnability(cells: list[Cell]) -> tuple[str, dict[str, Any]]:
             None if t is None else float(t[0]["R"][t[0]["metric_mode"]]["success"][t[1]][t[1]])
             for t in trained
         ]
-        firsts = [_first_success(*t) for t in trained if t is not None]
+        firsts = [None if t is None else _first_success(*t) for t in trained]  # a seed each
         done = [v for v in finals if v is not None]
         reached = sum(v >= THRESHOLD for v in done)
         table[task] = {"final": finals, "first_success_step": firsts, "reached": reached}
@@ -118,7 +118,11 @@ def learnability(cells: list[Cell]) -> tuple[str, dict[str, Any]]:
                 task,
                 *("-" if v is None else f"{v:.2f}" for v in finals),
                 f"{reached}/{len(done)}",
-                " ".join("-" if s is None else f"{s / 1000:g}k" for s in firsts),
+                " ".join(
+                    "-" if s is None else f"{s / 1000:g}k"
+                    for s, t in zip(firsts, trained, strict=True)
+                    if t is not None  # the seeds that trained this task
+                ),
             ]
         )
     title = (

@@ -265,6 +265,17 @@ def test_reference_cells_in_pieces_make_one_learnability_table(aim, tmp_path, ca
     groups = {line.split()[2]: line.split()[3] for line in lines if line.startswith("single @ ")}
     assert groups == {"plus": "2", "minus": "2"}
     assert (records / "learnability.png").read_bytes()[:4] == b"\x89PNG"
+    # a seed that has not trained a task yet: study.json's lists stay a seed an entry
+    (gone,) = [
+        n
+        for n, r in _records(records).items()
+        if r["seed"] == 1 and "minus" in (records / n / "config.yaml").read_text()
+    ]
+    shutil.rmtree(records / gone)
+    assert main(["report", str(records)]) == 0
+    minus = json.loads((records / "study.json").read_text())["learnability"]["minus"]
+    assert minus["final"][1] is None and minus["first_success_step"][1] is None
+    assert len(minus["first_success_step"]) == 2
     # a piece that trains a task again for a seed would count that seed twice: refused
     assert main(["compare", *aim, *grid, "seeds=[0]", "tasks=[plus,minus]"]) == 0
     capsys.readouterr()
