@@ -3,7 +3,8 @@ and figure of docs/results.md rebuilt from the committed records alone.
 
 - learnability: each task's success at the end of its own training in the ``single`` cells
   (one fresh learner a task: the single-task agent at the study's budget), a task a seed, and
-  the step each first reached success. Those cells may come in pieces (``tasks=[...]`` of the
+  the step each first reached success, and how many of its last 4 evaluations were at success
+  (held, or drawn once at the budget's end). Those cells may come in pieces (``tasks=[...]`` of the
   suite, one record a piece and seed, as dexterous20's twenty tasks are run): tasks are matched
   by name, in the suite's order, and each piece is a group of its own in the other tables;
 - the strategy table: ACC, memory, BWT, forgetting, FWT (GEM) and FWT (Continual World's AUC
@@ -47,6 +48,9 @@ from robotcl.study.records import SUITE_FILE, record_cells
 #: the strategy whose cells are the single-task reference (learnability, CW forward transfer)
 REFERENCE = "single"
 THRESHOLD = 0.8
+#: the evaluations at the end of a task's own training that say whether success is held
+#: (the last 10k steps at the study's 2.5k cadence), not drawn once at the budget's end
+LAST = 4
 STUDY_COLUMNS = ("acc", "memory", "bwt", "forgetting", "fwt", "fwt_auc", "final_return")
 
 
@@ -59,6 +63,14 @@ def _first_success(results: dict[str, Any], task: int) -> int | None:
     start = results["bounds"][task][0]
     hits = np.nonzero((trained == task) & (success >= THRESHOLD))[0]
     return int(steps[hits[0]] - start) if len(hits) else None
+
+
+def _last_successes(results: dict[str, Any], task: int) -> int:
+    """How many of the last :data:`LAST` evaluations of ``task``'s own training were at
+    success."""
+    success = np.asarray(results["curves"][results["metric_mode"]]["success"], float)[:, task]
+    own = success[np.asarray(results["curves"]["training_task"]) == task]
+    return int((own[-LAST:] >= THRESHOLD).sum())
 
 
 def _reference_runs(cells: list[Cell]) -> list[tuple[int, dict[str, Any]]]:
@@ -102,7 +114,15 @@ def learnability(cells: list[Cell]) -> tuple[str, dict[str, Any]]:
     seeds = sorted({seed for seed, _ in runs})
     by_task = _by_task(runs)
     table: dict[str, Any] = {}
-    rows = [["task", *(f"s{seed}" for seed in seeds), f">= {THRESHOLD:g}", "first success"]]
+    rows = [
+        [
+            "task",
+            *(f"s{seed}" for seed in seeds),
+            f">= {THRESHOLD:g}",
+            "first success",
+            f"last {LAST}",
+        ]
+    ]
     for task in _suite_order(cells, list(by_task)):
         trained = [by_task[task].get(seed) for seed in seeds]
         finals = [
@@ -112,7 +132,13 @@ def learnability(cells: list[Cell]) -> tuple[str, dict[str, Any]]:
         firsts = [None if t is None else _first_success(*t) for t in trained]  # a seed each
         done = [v for v in finals if v is not None]
         reached = sum(v >= THRESHOLD for v in done)
-        table[task] = {"final": finals, "first_success_step": firsts, "reached": reached}
+        lasts = [None if t is None else _last_successes(*t) for t in trained]
+        table[task] = {
+            "final": finals,
+            "first_success_step": firsts,
+            "reached": reached,
+            f"last_{LAST}_at_success": lasts,
+        }
         rows.append(
             [
                 task,
@@ -123,6 +149,7 @@ def learnability(cells: list[Cell]) -> tuple[str, dict[str, Any]]:
                     for s, t in zip(firsts, trained, strict=True)
                     if t is not None  # the seeds that trained this task
                 ),
+                " ".join(f"{n}/{LAST}" for n in lasts if n is not None),
             ]
         )
     title = (

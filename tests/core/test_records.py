@@ -106,6 +106,20 @@ def test_report_rebuilds_the_study_tables_from_committed_records(tmp_path, capsy
         row = next(line.split() for line in lines if line.startswith(task + " "))
         finals = [r["R"]["deterministic"]["success"][j][j] for r in singles]
         assert row[1 : 1 + len(finals)] == [f"{v:.2f}" for v in finals]
+        # and how many of the last 4 evaluations of the task's own training were at success
+        lasts = []
+        for r in singles:
+            own = [
+                v[j]
+                for v, t in zip(
+                    r["curves"]["deterministic"]["success"],
+                    r["curves"]["training_task"],
+                    strict=True,
+                )
+                if t == j
+            ]
+            lasts.append(f"{sum(v >= 0.8 for v in own[-4:])}/4")
+        assert row[-len(singles) :] == lasts
     # the strategy table: ACC mean over seeds, and CW forward transfer against the single cells
     tasks = singles[0]["tasks"]
     reference = load_reference(
