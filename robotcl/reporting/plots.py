@@ -39,11 +39,12 @@ def curves_figure(
         for j, name in enumerate(run["tasks"]):
             ax = axes[tasks.index(name)]
             ax.plot(steps, values[:, j], label=label, lw=1.4)
-    first = runs[0]
-    for j, name in enumerate(first["tasks"]):
-        if j < len(first["bounds"]):
-            lo, hi = first["bounds"][j]
-            axes[tasks.index(name)].axvspan(lo, hi, color="0.9", zorder=0)
+    shaded: set[str] = set()  # each task's training span, from the first run that trained it
+    for run in runs:
+        for name, (lo, hi) in zip(run["tasks"], run["bounds"], strict=False):
+            if name not in shaded:
+                shaded.add(name)
+                axes[tasks.index(name)].axvspan(lo, hi, color="0.9", zorder=0)
     for ax, name in zip(axes, tasks, strict=True):
         ax.set_title(name, fontsize=10)
         ax.set_xlabel("env steps", fontsize=8)
