@@ -111,6 +111,20 @@ def _has_content(path: Path) -> bool:
     return path.is_dir() and any(p.name != LOCK_NAME for p in path.iterdir())
 
 
+def make_free_dir(base: Path) -> Path:
+    """Make ``base``, or ``base~2``, ``base~3``... where another process took it first (a
+    clock-named folder made twice in one second); the atomic mkdir decides who gets which."""
+    base.parent.mkdir(parents=True, exist_ok=True)
+    for n in range(1, 10_000):
+        path = base if n == 1 else base.with_name(f"{base.name}~{n}")
+        try:
+            path.mkdir()
+        except FileExistsError:
+            continue
+        return path
+    raise RuntimeError(f"no free folder name for {base.name} under {base.parent}")
+
+
 class RunDirectory:
     """One run's directory. Creating it never overwrites an existing run unless asked to.
 
@@ -165,19 +179,11 @@ class RunDirectory:
         cell = f"{suite_label(config.suite)}-{agent}{strategy}-s{config.seed}-{stamp}"
         base = Path(config.runs_dir) / config.name / cell
         try:
-            base.parent.mkdir(parents=True, exist_ok=True)
-            for n in range(1, 10_000):
-                path = base if n == 1 else base.with_name(f"{base.name}~{n}")
-                try:
-                    path.mkdir()
-                except FileExistsError:
-                    continue
-                run = cls(path)
-                run.lock()
-                return run
+            run = cls(make_free_dir(base))
+            run.lock()
+            return run
         except OSError as exc:
             raise output_error("runs_dir", base.parent, exc) from None
-        raise RuntimeError(f"no free run directory name under {base.parent}")
 
     def lock(self) -> None:
         """Claim the directory for this process; refuse one that another process holds."""

@@ -29,7 +29,7 @@ from robotcl.config import (
 from robotcl.envs.orders import expand_orders, order_label
 from robotcl.errors import UserInputError, warn
 from robotcl.experiment import Experiment
-from robotcl.outputs import atomic_write_text, check_writable
+from robotcl.outputs import atomic_write_text, check_writable, make_free_dir
 from robotcl.study import records
 from robotcl.study.cells import Cell, finished_results
 from robotcl.study.executors import EXECUTORS, execute, shielded
@@ -368,16 +368,7 @@ def claim_root(plan: GridPlan) -> None:
         plan.root.mkdir(parents=True, exist_ok=plan.resumed)
         return
     taken = plan.root
-    taken.parent.mkdir(parents=True, exist_ok=True)
-    for n in range(1, 10_000):
-        root = taken if n == 1 else taken.with_name(f"{taken.name}~{n}")
-        try:
-            root.mkdir()
-        except FileExistsError:
-            continue
-        break
-    else:
-        raise RuntimeError(f"no free grid folder name under {taken.parent}")
+    root = make_free_dir(taken)
     for cell, data in plan.configs:
         if root != taken and Path(cell.run_dir).parent == taken:
             cell.run_dir = data["run_dir"] = str(root / Path(cell.run_dir).name)
