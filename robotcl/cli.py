@@ -72,7 +72,8 @@ def _parser(with_config_help: bool = True) -> argparse.ArgumentParser:
         "workers=K (default: as many as fit the cores, memory and GPUs; 0 runs in this process), "
         "executor=ray [ray_address=ADDR] (every run a task on a Ray cluster). Other "
         "key=value items override the preset. Ctrl-C, SIGTERM or SIGHUP stop every run (each "
-        "keeps its last checkpoint); --resume GRID_DIR continues them, and with seeds= or "
+        "keeps its last checkpoint); --resume GRID_DIR continues them (with seeds= or strategies=, "
+        "those asked for; the others wait) and with new seeds= or "
         "strategies= adds runs to the grid. robotcl report GRID_DIR ... combines grids.",
     )
     cmp_.add_argument("items", nargs="*", metavar="PRESET|config.yaml|key=value")

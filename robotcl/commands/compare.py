@@ -58,17 +58,21 @@ def plan_text(source: str | None, overrides: list[str], resume_root: str | None 
         if cell.status == "done":
             rows.append([name, str(cell.seed), f"done ({Path(cell.run_dir).name})", ""])
             continue
+        if cell.status != "pending":  # a stopped or failed cell outside the seeds asked for
+            rows.append([name, str(cell.seed), f"{cell.status}, not asked for", ""])
+            continue
         past = minutes.get((cell.label, config["agent"]["name"]))
         if past:
             todo += sum(past) / len(past)
         else:
             unknown += 1
         about = f"{sum(past) / len(past):.0f} min" if past else "-"
-        rows.append(
-            [name, str(cell.seed), cell.status if cell.status != "pending" else "to run", about]
-        )
-    pending = sum(c.status != "done" for c in plan.cells)
-    summary = f"{len(plan.cells)} cells: {len(plan.cells) - pending} done, {pending} to run"
+        rows.append([name, str(cell.seed), "to run", about])
+    pending = sum(c.status == "pending" for c in plan.cells)
+    done = sum(c.status == "done" for c in plan.cells)
+    summary = f"{len(plan.cells)} cells: {done} done, {pending} to run"
+    left = len(plan.cells) - done - pending
+    summary += f", {left} left as they are (not asked for)" if left else ""
     if pending:
         summary += f", about {todo / 60:.1f} hours of runs by the wall time of finished ones"
         summary += f" ({unknown} with no finished run to go by)" if unknown else ""

@@ -17,7 +17,7 @@ lifelong learning also work in RL? For every strategy and seed of a preset:
 The gap folder is named by the study key of the settings that decide its runs
 (:mod:`robotcl.study.keys`, less the cells' seeds and strategies, plus the datasets' episodes,
 noise and seed), so running the same command again reuses every finished run (and resumes
-stopped ones), and adding strategies or seeds adds only their runs; other ``gap.*`` settings
+its stopped ones), and other strategies or seeds run only theirs; other ``gap.*`` settings
 (BC's epochs, learning rate, batch) make another supervised grid beside the same RL one.
 
 With ``records=FOLDER`` every finished cell of both sides leaves a record there, and the gap its

@@ -277,8 +277,10 @@ def plan_grid(
 ) -> GridPlan:
     """The grid of ``source`` and ``overrides``, every cell checked (``check``; else the caller
     calls :func:`check_cells` on ``plan.configs`` before running) and nothing written. With
-    ``resume_root`` an existing grid goes on: finished runs are kept, stopped ones resumed, and
-    cells for new ``seeds=`` or ``strategies=`` added. ``root``: the grid's folder (default: a
+    ``resume_root`` an existing grid goes on: finished runs are kept, stopped ones of the
+    strategies, seeds and orders asked for resumed (the grid's own unless given; the others are
+    left as they are, for a command that asks for them), and cells for new ``seeds=`` or
+    ``strategies=`` added. ``root``: the grid's folder (default: a
     new ``compare-<time>`` one); a grid already there goes on as with ``resume_root``
     (``overrides`` then holds grid keys only)."""
     if root is not None and is_grid(root):
@@ -348,11 +350,21 @@ def plan_grid(
         folder = check_records_folder(grid["records"])
         grid["records"] = str(folder)
         recorded = records.index(folder)
+    asked = {
+        (strategy_label(s)[0], seed, tag)
+        for s in grid["strategies"]
+        for _, tag in orders
+        for seed in grid["seeds"]
+    }
     for cell, _ in configs:
-        if cell.status != "done" or finished_results(cell.run_dir) is None:
+        if cell.status == "done" and finished_results(cell.run_dir) is not None:
+            continue
+        if cell.key in recorded:  # finished on another machine
+            cell.run_dir, cell.status, cell.error = str(recorded[cell.key]), "done", None
+        elif (cell.label, cell.seed, cell.order) in asked:
             cell.status, cell.error = "pending", None
-        if cell.status == "pending" and cell.key in recorded:  # finished on another machine
-            cell.run_dir, cell.status = str(recorded[cell.key]), "done"
+        elif cell.status != "failed":  # not asked for now: waits, as it is, for a command that is
+            cell.status = "stopped"
     if check:
         check_cells(configs)
     check_writable(root, "runs_dir")

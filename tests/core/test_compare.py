@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -272,3 +273,34 @@ def test_two_grids_started_in_the_same_second_each_get_a_folder(tiny, tmp_path, 
     runs = json.loads((second / "comparison.json").read_text())["runs"]
     assert [(r["seed"], r["status"]) for r in runs] == [(1, "done")]
     assert main(["compare", "--resume", str(second)]) == 0  # its manifest names its own folder
+
+
+def test_a_resume_that_names_seeds_leaves_the_other_stopped_cells_as_they_are(
+    tiny, tmp_path, capsys
+):
+    """`compare --resume GRID seeds=[2]` (and `robotcl gap` with other seeds, which resumes its
+    grids so) once resumed every stopped cell of the grid first, an hours-long one included; it
+    now runs the seeds asked for and leaves the others, stopped, for a command that asks."""
+    base = ["compare", "quick", *tiny, "strategies=[finetune]", "workers=0", "torch_threads=1"]
+    assert main([*base, "seeds=[0,1]"]) == 0
+    root = next((tmp_path / "runs" / "quick").glob("compare-*"))
+    manifest = json.loads((root / "grid.json").read_text())
+    for entry in manifest["cells"]:  # seed 1 as if stopped before its first checkpoint
+        if entry["cell"]["seed"] == 1:
+            entry["cell"]["status"] = "stopped"
+            shutil.rmtree(entry["cell"]["run_dir"])
+    (root / "grid.json").write_text(json.dumps(manifest))
+    capsys.readouterr()
+    assert main(["compare", "--dry-run", "--resume", str(root), "seeds=[0,2]"]) == 0
+    dry = capsys.readouterr().out
+    assert "stopped, not asked for" in dry and "1 done, 1 to run, 1 left as they are" in dry
+    assert main(["compare", "--resume", str(root), "seeds=[0,2]"]) == 0
+    assert not (root / "finetune-s1").exists()
+    cells = {
+        c["cell"]["seed"]: c["cell"]["status"]
+        for c in json.loads((root / "grid.json").read_text())["cells"]
+    }
+    assert cells == {0: "done", 1: "stopped", 2: "done"}
+    assert "finetune seed 1" in (root / "comparison.txt").read_text()  # listed as stopped
+    assert main(["compare", "--resume", str(root)]) == 0  # the grid's own seeds: all of them
+    assert (root / "finetune-s1" / "results.json").is_file()
