@@ -26,6 +26,17 @@ SPIN_SEGMENT = 5  # steps (half a second): the speed a spin task's reward and su
 SPIN_WINDOW = 20  # steps (two seconds) over which each segment's speed must be on target
 
 
+@dataclass(frozen=True)
+class SpinJudgement:
+    """What the spin success rule read at one step: the mean speed of the last two seconds and
+    each half second's speed (rad/s, oldest first), and whether each condition holds."""
+
+    mean_speed: float
+    segment_speeds: tuple[float, ...]
+    mean_on_target: bool  # within SPIN_TOLERANCE of the goal speed
+    onward: bool  # every half second turning the goal's way at a third of its speed or more
+
+
 @register_family("spin")
 @dataclass(frozen=True)
 class Spin(TaskFamily):
@@ -47,15 +58,25 @@ class Spin(TaskFamily):
             close=SPIN_TOLERANCE,
         )
 
-    def success(self, env: TaskEnv, error: float) -> bool:
+    def judge(self, env: TaskEnv) -> SpinJudgement | None:
+        """The success rule's two conditions on the last two seconds (None before two seconds
+        have passed)."""
         angles = np.asarray(env.valve_angles)
         if len(angles) <= SPIN_WINDOW:  # two full seconds of spinning
-            return False
+            return None
         goal = self.goal_speed
         mean = (angles[-1] - angles[-1 - SPIN_WINDOW]) / (SPIN_WINDOW * STEP_SECONDS)
         segments = np.diff(angles[::-SPIN_SEGMENT][::-1]) / (SPIN_SEGMENT * STEP_SECONDS)
-        onward = np.sign(goal) * segments >= abs(goal) / 3
-        return bool(abs(goal - mean) < SPIN_TOLERANCE and onward.all())
+        return SpinJudgement(
+            mean_speed=float(mean),
+            segment_speeds=tuple(float(v) for v in segments),
+            mean_on_target=bool(abs(goal - mean) < SPIN_TOLERANCE),
+            onward=bool((np.sign(goal) * segments >= abs(goal) / 3).all()),
+        )
+
+    def success(self, env: TaskEnv, error: float) -> bool:
+        judgement = self.judge(env)
+        return judgement is not None and judgement.mean_on_target and judgement.onward
 
     def obs_extras(self, env: TaskEnv) -> tuple[float, float, float]:
         return 0.0, 0.0, self.goal_speed

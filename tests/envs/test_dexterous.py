@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import importlib.util
 import math
+from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
 import pytest
+from budgets import TINY_AGENT
 from dexterous_helpers import place_valve
 from gymnasium.utils.env_checker import check_env
 
+from robotcl.config import load_config
 from robotcl.envs import dexterous_env_id
 from robotcl.envs.dclaw.dexterous import TASKS, DexterousEnv
 from robotcl.envs.dclaw.family_spin import SPIN_WINDOW
 from robotcl.envs.suites import check_spaces, make_suite
+from robotcl.experiment import run
 
 
 def test_twenty_tasks_of_five_families_in_one_space():
@@ -81,6 +86,9 @@ def test_a_spin_task_succeeds_after_two_seconds_at_its_speed_only(task):
     for k in range(1, SPIN_WINDOW + 1):  # the right mean, but twice the speed, then at rest
         place_valve(env, 2 * speed * dt * min(k, SPIN_WINDOW // 2))
     assert env.speed(SPIN_WINDOW) == pytest.approx(speed) and not env.success()
+    judgement = env.task.judge(env)  # which condition failed: every half second onward
+    assert judgement.mean_on_target and not judgement.onward
+    assert judgement.segment_speeds == pytest.approx([2 * speed] * 2 + [0.0] * 2)
     env.reset(seed=0)
     angle = 0.0
     for k in range(SPIN_WINDOW):  # uneven (a regrasp every half second) but always onward
@@ -118,3 +126,22 @@ def test_the_valve_tasks_keep_the_benchmark_dynamics_and_reward():
         a, ra, *_ = plain.step(action)
         b, rb, *_ = wide.step(action)
         assert np.array_equal(a[:20], b[:20]) and ra == rb and a[20] == pytest.approx(b[24])
+
+
+def test_the_spin_example_reports_the_conditions_that_decide_success(tmp_path):
+    """examples/spin_success.py (the spin paragraph of docs/results.md) replays a run's spin
+    policy from its task-end checkpoint: its two conditions decide the env's success."""
+    path = Path(__file__).parents[2] / "examples" / "spin_success.py"
+    spec = importlib.util.spec_from_file_location("spin_success", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    items = [*TINY_AGENT, "tasks=[back-T1,spin-T7]", "eval.episodes=1", "progress=false"]
+    run_dir, _ = run(load_config("dexterous-study", [*items, f"runs_dir={tmp_path}"]))
+    found = module.spin_episodes(run_dir.path, episodes=3, deterministic=False)
+    assert list(found) == ["spin-T7"] and len(found["spin-T7"]) == 3
+    for row in found["spin-T7"]:
+        judgement = row["judgement"]
+        assert row["success"] == (judgement.mean_on_target and judgement.onward)
+        assert len(judgement.segment_speeds) == SPIN_WINDOW // 5
+    lines = module.describe(found)
+    assert len(lines) == 4 and lines[-1].startswith("spin-T7: ")
