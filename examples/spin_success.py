@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from robotcl.envs.dclaw.family_spin import Spin
-from robotcl.experiment import Experiment, run_config
+from robotcl.experiment import Experiment, run_config, suite_of
 
 
 def spin_episodes(
@@ -29,7 +29,7 @@ def spin_episodes(
     env's success and the rule's judgement at the episode's end (episode k is reset with seed k)."""
     config = run_config(run_dir)
     found: dict[str, list[dict[str, Any]]] = {}
-    for task, name in enumerate(Experiment(config).suite.task_names):
+    for task, name in enumerate(suite_of(config).task_names):
         checkpoint = run_dir / "checkpoints" / f"task{task:03d}"
         if not name.startswith("spin-") or not checkpoint.is_dir():
             continue
@@ -66,11 +66,11 @@ def describe(found: dict[str, list[dict[str, Any]]]) -> list[str]:
                 f"(on target: {j.mean_on_target!s:5})  half seconds {speeds} "
                 f"(onward: {j.onward})"
             )
-        held = [sum(r["judgement"].mean_on_target for r in rows)]
-        held.append(sum(r["judgement"].onward for r in rows))
+        on_target = sum(r["judgement"].mean_on_target for r in rows)
+        onward = sum(r["judgement"].onward for r in rows)
         lines.append(
             f"{name}: {sum(r['success'] for r in rows)} of {len(rows)} succeed; the mean speed "
-            f"on target in {held[0]}, every half second onward in {held[1]}"
+            f"on target in {on_target}, every half second onward in {onward}"
         )
     return lines
 
