@@ -36,10 +36,10 @@ def spin_episodes(
         experiment = Experiment(config)
         experiment.prepare(checkpoint)
         found[name] = []
+        env = experiment.suite.make_env(task)
+        rules = env.unwrapped.task
+        assert isinstance(rules, Spin)
         for k in range(episodes):
-            env = experiment.suite.make_env(task)
-            rules = env.unwrapped.task
-            assert isinstance(rules, Spin)
             obs, _ = env.reset(seed=k)
             done = False
             with experiment.strategy.acting(task), torch.no_grad():
@@ -49,7 +49,7 @@ def spin_episodes(
                     done = terminated or truncated
             success = bool(info.get("is_success", False))
             found[name].append({"success": success, "judgement": rules.judge(env.unwrapped)})
-            env.close()
+        env.close()
         experiment.evaluator.close()
     return found
 

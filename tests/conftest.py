@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import functools
+import importlib.util
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -21,6 +23,20 @@ TINY = [
     "eval.deterministic_episodes=1",
     "progress=false",
 ]
+
+
+@pytest.fixture
+def load_example():
+    """Import a script of examples/ by its name (``load_example("spin_success")``)."""
+
+    def load(name: str):
+        path = Path(__file__).parents[1] / "examples" / f"{name}.py"
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    return load
 
 
 @pytest.fixture

@@ -327,13 +327,13 @@ def plan_grid(
             + ", ".join(k + ".*" for k in unused)
         )
     orders = [(o, "" if o is None else order_label(o)) for o in grid["orders"] or [None]]
-    new = [
-        (s, seed, order, tag)
+    wanted = {  # the cells asked for, by (label, seed, order's label)
+        (strategy_label(s)[0], seed, tag): (s, seed, order, tag)
         for s in grid["strategies"]
         for order, tag in orders
         for seed in grid["seeds"]
-        if (strategy_label(s)[0], seed, tag) not in known
-    ]
+    }
+    new = [cell for name, cell in wanted.items() if name not in known]
     ray = grid["executor"] == "ray"
     # Ray gives each task its GPUs (CUDA_VISIBLE_DEVICES): the config's device stays as it is
     count = len(configs) + len(new)
@@ -350,18 +350,12 @@ def plan_grid(
         folder = check_records_folder(grid["records"])
         grid["records"] = str(folder)
         recorded = records.index(folder)
-    asked = {
-        (strategy_label(s)[0], seed, tag)
-        for s in grid["strategies"]
-        for _, tag in orders
-        for seed in grid["seeds"]
-    }
     for cell, _ in configs:
         if cell.status == "done" and finished_results(cell.run_dir) is not None:
             continue
         if cell.key in recorded:  # finished on another machine
             cell.run_dir, cell.status, cell.error = str(recorded[cell.key]), "done", None
-        elif (cell.label, cell.seed, cell.order) in asked:
+        elif (cell.label, cell.seed, cell.order) in wanted:
             cell.status, cell.error = "pending", None
         elif cell.status != "failed":  # not asked for now: waits, as it is, for a command that is
             cell.status = "stopped"

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
-from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
@@ -128,13 +126,10 @@ def test_the_valve_tasks_keep_the_benchmark_dynamics_and_reward():
         assert np.array_equal(a[:20], b[:20]) and ra == rb and a[20] == pytest.approx(b[24])
 
 
-def test_the_spin_example_reports_the_conditions_that_decide_success(tmp_path):
+def test_the_spin_example_reports_the_conditions_that_decide_success(tmp_path, load_example):
     """examples/spin_success.py (the spin paragraph of docs/results.md) replays a run's spin
     policy from its task-end checkpoint: its two conditions decide the env's success."""
-    path = Path(__file__).parents[2] / "examples" / "spin_success.py"
-    spec = importlib.util.spec_from_file_location("spin_success", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_example("spin_success")
     items = [*TINY_AGENT, "tasks=[back-T1,spin-T7]", "eval.episodes=1", "progress=false"]
     run_dir, _ = run(load_config("dexterous-study", [*items, f"runs_dir={tmp_path}"]))
     found = module.spin_episodes(run_dir.path, episodes=3, deterministic=False)

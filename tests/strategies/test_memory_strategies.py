@@ -522,15 +522,10 @@ def test_frozen_critic_replay_needs_a_learner_with_a_critic(toy):
     assert "critic_snapshot" in ContinualSAC.capabilities
 
 
-def test_the_critic_on_memory_example_reads_each_task_ends_memories(tiny):
-    import importlib.util
+def test_the_critic_on_memory_example_reads_each_task_ends_memories(tiny, load_example):
     import math
-    from pathlib import Path
 
-    path = Path(__file__).parents[2] / "examples" / "critic_on_memory.py"
-    spec = importlib.util.spec_from_file_location("critic_on_memory", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_example("critic_on_memory")
     overrides = [*tiny, "eval.episodes=1", "strategy=replay", *SMOKE["replay"]]
     run_dir, _ = run(load_config("quick", overrides))
     lines = module.critic_on_memory(run_dir.path, rows=20)
