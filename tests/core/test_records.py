@@ -296,3 +296,39 @@ def test_reference_cells_in_pieces_make_one_learnability_table(aim, tmp_path, ca
     assert main(["report", str(records)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "two RL records of single" in err[0] and "seed 0 on" in err[0]
+
+
+def _acc_text(stats: dict, signed: bool = False) -> str:
+    """A mean as the README's reference table prints it: two decimals, and the 90% interval
+    from three runs on (below that, the number of runs)."""
+    mean = f"{stats['mean']:+.2f}" if signed else f"{stats['mean']:.2f}"
+    if stats["n"] < 3:
+        return f"{mean} (n={stats['n']})"
+    return f"{mean} [{stats['low']:.2f}, {stats['high']:.2f}]"
+
+
+def test_the_readme_reference_table_is_the_committed_study():
+    """Every ACC of the README's reference table is the one `robotcl report docs/results/study`
+    wrote into study.json (RL: the strategy table; SL and RL-SL: the gap table), so a record
+    added without the README following it fails here."""
+    root = COMMITTED.parents[2]
+    study = json.loads((root / "docs" / "results" / "study" / "study.json").read_text())
+    section = (root / "README.md").read_text().split("## Reference results", 1)[1]
+    rows = [
+        [cell.strip() for cell in line.strip().strip("|").split("|")]
+        for line in section.split("\n## ", 1)[0].splitlines()
+        if line.startswith("| ") and not line.startswith("| strategy")
+    ]
+    assert len(rows) >= 7
+    checked = 0
+    for name_cell, rl, sl, diff, *_ in rows:
+        name = name_cell.split()[0]
+        gap = study["gap"].get(name)
+        expected = [
+            _acc_text(study["strategies"][name]["acc"]),
+            _acc_text(gap["sl"]["acc"]) if gap else "",
+            _acc_text(gap["diff"]["acc"], signed=True) if gap else "",
+        ]
+        assert [rl, sl, diff] == expected, name
+        checked += 1 + 2 * bool(gap)
+    assert checked >= 15
