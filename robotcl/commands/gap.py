@@ -25,7 +25,8 @@ own ``gap-<key>.json`` (the experts' success, the datasets' provenance, the rows
 budget is made from). The supervised cells' keys hash what their data is made of
 (``expert_data/data.json``: the experts' keys, episodes, noise, seed), not the data itself, so
 on a fresh clone a gap whose cells all have records trains nothing, not even its experts; the
-experts are trained only when a supervised cell still has to run.
+experts are trained only when a supervised cell still has to run; if their datasets are the
+recorded ones (the same sha256), the record stays as committed (its paths and dates included).
 """
 
 from __future__ import annotations
@@ -179,6 +180,21 @@ def _gap_record(records: Path | None, key: str) -> dict[str, Any] | None:
     return record if isinstance(record, dict) and "rows" in record else None
 
 
+def recorded_unless_changed(
+    recorded: dict[str, Any] | None, made: dict[str, Any]
+) -> dict[str, Any]:
+    """The gap's committed record when ``made`` describes the same data (the same rows and each
+    dataset's sha256), else ``made``: a gap run on another machine or ``runs_dir`` leaves the
+    record's provenance (run paths, dates) as committed instead of rewriting it."""
+    if recorded is None or recorded.get("rows") != made["rows"]:
+        return made
+
+    def digests(record: dict[str, Any]) -> dict[str, Any]:
+        return {task: d.get("sha256") for task, d in record.get("datasets", {}).items()}
+
+    return recorded if digests(recorded) == digests(made) else made
+
+
 def gap(source: str | None, overrides: list[str]) -> tuple[Path, int]:
     """Run (or reuse) the experts and both sides, then write ``gap.json``; return the gap's
     folder and the number of failed runs. With ``records=`` (a grid key) a gap whose cells all
@@ -233,8 +249,9 @@ def gap(source: str | None, overrides: list[str]) -> tuple[Path, int]:
             math.ceil(p["transitions"] * (1 - base.agent.heldout_fraction))
             for p in provenance.values()
         )
-        record = {"rows": rows, "experts": [_expert_entry(e) for e in experts]}
-        record["datasets"] = provenance
+        made = {"rows": rows, "experts": [_expert_entry(e) for e in experts]}
+        made["datasets"] = provenance
+        record = recorded_unless_changed(record, made)
         planned = plans(rows, check=True)
     else:
         check_cells(planned["rl"].configs)

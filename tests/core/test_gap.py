@@ -20,7 +20,7 @@ from aim_task import SMALL, SUITE
 from robotcl.checkpoint import latest_checkpoint
 from robotcl.cli import main
 from robotcl.commands.experts import Expert, expert_dataset, train_experts
-from robotcl.commands.gap import gap, gap_root
+from robotcl.commands.gap import gap, gap_root, recorded_unless_changed
 from robotcl.config import load_config, validate_config
 from robotcl.errors import UserInputError
 from robotcl.experiment import Experiment
@@ -364,3 +364,24 @@ def test_gap_refuses_a_bad_grid_before_any_expert_is_trained(
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0]
     assert not (tmp_path / "runs").exists()
+
+
+def test_a_gap_record_of_the_same_data_stays_as_committed():
+    """A gap run elsewhere (another runs_dir: other expert paths, other dates) that gathers the
+    same datasets keeps the committed gap record; other data replaces it."""
+    path = Path(__file__).parents[2] / "docs" / "results" / "study" / "gap-c62156d319.json"
+    recorded = json.loads(path.read_text())
+    made = json.loads(path.read_text())
+    for expert in made["experts"]:
+        expert["run"] = "/elsewhere/experts/" + expert["task"]
+    for dataset in made["datasets"].values():
+        dataset["expert_run"], dataset["created"] = "/elsewhere", "2030-01-01 00:00:00"
+    assert recorded_unless_changed(recorded, made) is recorded
+    assert recorded_unless_changed(None, made) is made
+    other = json.loads(json.dumps(made))
+    next(iter(other["datasets"].values()))["sha256"] = "0" * 64
+    assert recorded_unless_changed(recorded, other) is other
+    assert (
+        recorded_unless_changed(recorded, {**made, "rows": made["rows"] + 1})["rows"]
+        > (recorded["rows"])
+    )
