@@ -249,8 +249,11 @@ def gap(source: str | None, overrides: list[str]) -> tuple[Path, int]:
             math.ceil(p["transitions"] * (1 - base.agent.heldout_fraction))
             for p in provenance.values()
         )
-        made = {"rows": rows, "experts": [_expert_entry(e) for e in experts]}
-        made["datasets"] = provenance
+        made = {
+            "rows": rows,
+            "experts": [_expert_entry(e) for e in experts],
+            "datasets": provenance,
+        }
         record = recorded_unless_changed(record, made)
         planned = plans(rows, check=True)
     else:
